@@ -1,0 +1,18 @@
+"""edlnet: adversarially robust classifiers built from dictionary-learning layers.
+
+Quick tour::
+
+    import edlnet
+    model = edlnet.create_model("resnet18", dl="vanilla", width=16)   # an EDLNet-18
+    edlnet.set_mode(model, "elastic")                                  # two-stage switch
+    edlnet.save(model, "ckpt"); model = edlnet.load("ckpt")
+"""
+from .checkpoint import CheckpointError, load, save
+from .layers import DictConv2d, betas, dict_layers, rista, set_mode, w_grad_policy
+from .models import capture_layers, convert, create_model, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = ["CheckpointError", "DictConv2d", "betas", "capture_layers", "convert", "create_model",
+           "dict_layers", "list_models", "load", "register_model", "rista", "save", "set_mode",
+           "w_grad_policy", "__version__"]
