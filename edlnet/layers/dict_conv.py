@@ -119,6 +119,11 @@ class DictConv2d(nn.Module):
                 self.beta_logit.fill_(_logit(beta))
         self.beta_logit.requires_grad_(mode == "elastic")
 
+    def beta_value(self) -> float:
+        """β as a plain number (for logging and display)."""
+        b = self.beta
+        return float(b.detach()) if isinstance(b, torch.Tensor) else float(b)
+
     @property
     def beta(self) -> float | torch.Tensor:
         """β as used by RISTA: a constant in vanilla/robust mode, a tensor in elastic mode."""
@@ -234,7 +239,7 @@ class DictConv2d(nn.Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
-        beta = f"{float(self.beta):.3f}"
+        beta = f"{self.beta_value():.3f}"
         return (s + f", mode={self.mode}, n_steps={self.n_steps}, lam={self.lam}, beta={beta}, "
                 f"step={self.step}, eps={self.eps}, nonneg={self.nonneg}, w_grad={self.w_grad}, "
                 f"normalize={self.normalize}")
@@ -263,4 +268,4 @@ def set_mode(model: nn.Module, mode: str, beta: float | None = None) -> nn.Modul
 
 def betas(model: nn.Module) -> dict[str, float]:
     """β of every dictionary layer (1.0 for vanilla, 0.0 for robust), for logging."""
-    return {n: float(m.beta) for n, m in dict_layers(model)}
+    return {n: m.beta_value() for n, m in dict_layers(model)}

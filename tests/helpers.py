@@ -1,0 +1,25 @@
+"""Small helpers shared by tests: dense matrices of operators, tiny model arguments."""
+from __future__ import annotations
+
+import torch
+
+
+def dense_operator(fn, in_shape: tuple[int, ...]) -> torch.Tensor:
+    """The matrix M with fn(x).flatten() = M @ x.flatten() for a linear fn (float64)."""
+    n = int(torch.tensor(in_shape).prod())
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+    cols = fn(eye)
+    return cols.reshape(n, -1).T
+
+
+def tiny_kwargs(name: str) -> dict:
+    """Arguments that make a registered model small enough for a unit test."""
+    if name.startswith("wide_resnet"):
+        return {"widen_factor": 1}
+    if "resnet" in name:
+        return {"width": 4}
+    return {}
+
+
+def input_size(name: str) -> int:
+    return 64 if name.endswith("_tiny") else 32
