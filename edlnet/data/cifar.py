@@ -108,14 +108,16 @@ def read_cifar(
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise DatasetError(
-                f"incomplete {layout.name} in {location}: missing {', '.join(f.name for f in missing)}; "
+                f"incomplete {layout.name} in {location}: "
+                f"missing {', '.join(f.name for f in missing)}; "
                 f"download {layout.url} and extract it in {root}"
             )
 
     def decode() -> ImageDataset:
-        raw = _read_archive(layout, location, names) if is_archive(location) else {
-            n: (location / n).read_bytes() for n in names
-        }
+        if is_archive(location):
+            raw = _read_archive(layout, location, names)
+        else:
+            raw = {n: (location / n).read_bytes() for n in names}
         return _assemble(layout, raw, location)
 
     return load_or_decode(layout.kind, location, files, decode, cache=cache, cache_dir=cache_dir)
@@ -175,7 +177,11 @@ def _assemble(layout: CifarLayout, raw: dict[str, bytes], location: Path) -> Ima
 
 
 def _read_batches(
-    layout: CifarLayout, raw: dict[str, bytes], names: tuple[str, ...], location: Path, num_classes: int
+    layout: CifarLayout,
+    raw: dict[str, bytes],
+    names: tuple[str, ...],
+    location: Path,
+    num_classes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     for n in names:
@@ -189,7 +195,8 @@ def _read_batches(
             )
         if label.ndim != 1 or len(label) != len(data) or not np.issubdtype(label.dtype, np.integer):
             raise DatasetError(
-                f"{where}: expected {len(data)} integer '{layout.label_key}', got {label.dtype} {label.shape}"
+                f"{where}: expected {len(data)} integer '{layout.label_key}', "
+                f"got {label.dtype} {label.shape}"
             )
         if len(label) and (label.min() < 0 or label.max() >= num_classes):
             raise DatasetError(

@@ -35,7 +35,7 @@ LABEL_FILES = {
 def read_cifar10_jpeg(
     root: str | os.PathLike, *, cache: bool = True, cache_dir: str | os.PathLike | None = None
 ) -> ImageDataset:
-    """Read "CIFAR-10 (JPEG)" from its archive, a folder holding the archive, or the extracted folder.
+    """Read "CIFAR-10 (JPEG)" from its archive, a folder holding it, or the extracted folder.
 
     Raises:
         DatasetError: if nothing with the layout is there, or its classes are not CIFAR-10's.
@@ -70,7 +70,8 @@ def _locate(root: Path) -> Path:
     if (root / ARCHIVE_NAME).is_file():
         return root / ARCHIVE_NAME
     raise DatasetError(
-        f"no CIFAR-10 (JPEG) in {root}: expected {root / ARCHIVE_NAME} or {root}/train/<class>/NNNN.jpg "
+        f"no CIFAR-10 (JPEG) in {root}: expected {root / ARCHIVE_NAME} or "
+        f"{root}/train/<class>/NNNN.jpg "
         f"and {root}/test/<class>/NNNN.jpg; for the exact images use the official {CIFAR10.url}"
     )
 

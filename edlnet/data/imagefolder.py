@@ -52,7 +52,9 @@ def read_image_folder(
         tree: Tree | None = None  # listing an archive costs a full read: do it only on a miss
     elif root.is_dir():
         tree = _list_directory(root)
-        stamp = [src for classes in tree.values() for items in classes.values() for _, src in items]
+        # Class folders are stamped too: an empty new class folder changes the class list.
+        stamp = [root / split / c for split, classes in tree.items() for c in classes]
+        stamp += [src for c in tree.values() for items in c.values() for _, src in items]
     else:
         raise _layout_error(root)
 
@@ -93,7 +95,8 @@ def _list_archive(archive: Path) -> Tree:
     for member, data in iter_archive(archive, select):
         parts = member.split("/")
         prefixes.add("/".join(parts[:-3]))
-        tree.setdefault(parts[-3], {}).setdefault(parts[-2], []).append((f"{archive}:{member}", data))
+        items = tree.setdefault(parts[-3], {}).setdefault(parts[-2], [])
+        items.append((f"{archive}:{member}", data))
     if len(prefixes) > 1:
         raise _layout_error(archive, f" (it holds several image-folder trees: {sorted(prefixes)})")
     for classes in tree.values():
@@ -123,7 +126,11 @@ def _assemble(tree: Tree, root: Path, name: str) -> ImageDataset:
             f"{root}: {test_split} images are {x_test.shape[3]}x{x_test.shape[2]} but train "
             f"images {x_train.shape[3]}x{x_train.shape[2]}; every image must have the same size"
         )
-    info = {"source": str(root), "pixels": "decoded from image files", "order": "class, then file name"}
+    info = {
+        "source": str(root),
+        "pixels": "decoded from image files",
+        "order": "class, then file name",
+    }
     if test_split == "val":
         info["test_split"] = "val"
     return ImageDataset(

@@ -13,7 +13,9 @@ from .errors import DatasetError
 # An image to decode: a file on disk, or the bytes of an archive member.
 ImageSource = Union[Path, bytes]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
+)
 
 
 def is_image_name(name: str) -> bool:

@@ -46,7 +46,9 @@ def load_pickle(data: bytes, name: str) -> dict:
     except Exception as error:  # a corrupt pickle can raise almost anything
         raise DatasetError(f"{name} is not a CIFAR pickle: {error}") from None
     if not isinstance(obj, dict):
-        raise DatasetError(f"{name} is not a CIFAR pickle: expected a dict, got {type(obj).__name__}")
+        raise DatasetError(
+            f"{name} is not a CIFAR pickle: expected a dict, got {type(obj).__name__}"
+        )
     return obj
 
 
