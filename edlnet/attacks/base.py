@@ -120,7 +120,9 @@ class AttackResult:
     """What an attack returns besides the adversarial batch.
 
     ``robust[i]`` is True when the model still predicts ``y[i]`` at ``x_adv[i]``; ``info`` holds
-    attack-specific per-example data (norms, flags, logs) and gradient statistics.
+    attack-specific per-example data (norms, flags, logs) and, for gradient attacks,
+    ``info["grad_stats"]``: how many per-example gradients were evaluated, and how many of them
+    were non-finite or exactly zero (signs of gradient masking).
     """
 
     x_adv: Tensor
@@ -254,19 +256,21 @@ class Attack(abc.ABC):
         grad = torch.zeros_like(x_adv) if grad is None else grad
         return logits.detach(), loss.detach(), self._sanitize_grad(grad)
 
-    def _sanitize_grad(self, grad: Tensor) -> Tensor:
+    def _sanitize_grad(self, grad: Tensor, count_zero: bool = True) -> Tensor:
         """Count and neutralize non-finite gradients.
 
         Exact gradients through the reweighting can overflow; a NaN would poison the iterate
         and an inf would break L2 normalization. NaN becomes 0 and +-inf the largest float, so
         sign-based steps keep the direction inf carried. The counts feed the suite's
-        gradient-masking checks (``info["grad_stats"]``).
+        gradient-masking checks (``info["grad_stats"]``); ``count_zero=False`` is for
+        gradients that are not plain input gradients (CW's, in tanh space), where zero is normal.
         """
         flat = grad.reshape(grad.shape[0], -1)
         finite = torch.isfinite(flat).all(dim=1)
         self._grad_stats["evaluations"] += grad.shape[0]
         self._grad_stats["nonfinite"] += int((~finite).sum())
-        self._grad_stats["zero"] += int((flat == 0).all(dim=1).sum())
+        if count_zero:
+            self._grad_stats["zero"] += int((flat == 0).all(dim=1).sum())
         if bool(finite.all()):
             return grad
         big = torch.finfo(grad.dtype).max

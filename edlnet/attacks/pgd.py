@@ -32,6 +32,11 @@ class PGD(Attack):
     Every iterate (including the start and the last) is scored and each example keeps its
     best: the first iterate that fools the model, otherwise the one with the highest loss,
     across iterations and restarts. More restarts are therefore never worse per example.
+
+    In L2 a random start leaves a component orthogonal to the ascent direction that the
+    projection shrinks only geometrically (by about e^-2.5 over the whole run at the default
+    step): even on a linear model PGD-10 from a random start stops short of the optimum.
+    Use restarts, more steps or ``random_start=False`` where that matters.
     """
 
     name = "pgd"

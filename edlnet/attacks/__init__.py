@@ -1,0 +1,25 @@
+"""Attack suite: every attack is ``Attack(model, *, eps, norm, w_grad=None, ...)`` and
+``attack(x, y) -> x_adv`` (``attack.run(x, y)`` also returns per-example robustness and
+attack-specific info). Inputs are images in [0, 1]; budgets are in pixel units.
+
+The AutoAttack and Square wrappers need the optional reference implementation
+(``pip install pyautoattack``); it is imported only when they run.
+"""
+from .adaptive import Adaptive, adaptive
+from .autoattack import REFERENCE_ATTACKS, AutoAttack
+from .base import (Attack, AttackResult, EpsLike, attack_mode, parse_eps, perturbation_norm,
+                   project, robust_at)
+from .cw import CarliniWagnerL2, cw_accuracy
+from .fgsm import FGSM
+from .losses import cross_entropy, margin
+from .pgd import PGD
+from .sparsefool import SparseFool
+from .square import Square
+from .transfer import Transfer, transfer_attack
+
+__all__ = [
+    "Adaptive", "Attack", "AttackResult", "AutoAttack", "CarliniWagnerL2", "EpsLike", "FGSM",
+    "PGD", "REFERENCE_ATTACKS", "SparseFool", "Square", "Transfer", "adaptive", "attack_mode",
+    "cross_entropy", "cw_accuracy", "margin", "parse_eps", "perturbation_norm", "project",
+    "robust_at", "transfer_attack",
+]
