@@ -131,3 +131,15 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     model.to(map_location)
     model.eval()
     return model
+
+
+def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
+    """A checkpoint folder from a checkpoint folder or a run folder (``which``: best or last)."""
+    path = Path(path)
+    if (path / META).exists():
+        return path
+    for candidate in (path / "checkpoints" / which, path / "checkpoints" / "last"):
+        if (candidate / META).exists():
+            return candidate
+    raise CheckpointError(f"no checkpoint at {path}: expected {path / META} or a run folder with "
+                          f"checkpoints/{which}/{META}")

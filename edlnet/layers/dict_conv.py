@@ -41,8 +41,9 @@ BETA_CLIP = 1e-3  # sigmoid can't reach 0 or 1; initial β is clipped to [0.001,
 DEFAULT_N_STEPS = 2
 DEFAULT_LAM = 0.1
 DEFAULT_BETA = 0.5
-DEFAULT_EPS = 0.01
-DEFAULT_STEP: float | str = "auto"
+DEFAULT_EPS = 0.1
+DEFAULT_STEP: float | str = "majorize"
+STEP_RULES = ("auto", "majorize")
 WARM_POWER_ITERS = 2
 COLD_POWER_ITERS = 200
 
@@ -60,7 +61,9 @@ class DictConv2d(nn.Module):
             reconstruction) or ``"elastic"`` (β learnable per layer, kept in (0, 1) by a sigmoid).
         n_steps: updates after z₀; the paper's T is n_steps + 1 (default 2, i.e. T = 3).
         lam: sparsity weight λ.   beta: initial β in elastic mode.
-        step: η as a number, or ``"auto"`` for η = 1/L with L = ‖A‖² (power iteration).
+        step: η as a number; ``"auto"`` for η = 1/L with L = ‖A‖² (power iteration); or
+            ``"majorize"`` for η = 1/(L·(β + (1−β)/(2ε))), the largest step for which every
+            RISTA step provably descends (Lemma 4.1 with w ≤ 1/(2ε)).
         eps: ε in w = 1/(2(|r| + ε)).   nonneg: non-negative (ReLU-style) thresholding.
         w_grad: ``"exact"`` (autograd through w) or ``"detached"`` (w constant in backward).
         normalize: run RISTA on A/‖A‖₂ and rescale the code (see module docstring).
@@ -203,11 +206,14 @@ class DictConv2d(nn.Module):
     # -- forward -------------------------------------------------------------------------------
     def _solver_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float, Any]:
         """The dictionary RISTA runs on, the factor its code is multiplied by, and η."""
-        needs_norm = self.normalize or self.step == "auto"
+        needs_norm = self.normalize or self.step in STEP_RULES
         sigma = self._operator_norm(x) if needs_norm else None
         weight, scale = (self.weight / sigma, sigma) if self.normalize else (self.weight, 1.0)
-        if self.step == "auto":
+        if self.step in STEP_RULES:
             eta = 1.0 if self.normalize else 1.0 / sigma.detach() ** 2
+            if self.step == "majorize" and self.mode != "vanilla":
+                # Lemma 4.1's argument needs η·‖A‖²·max(β + (1−β)w) ≤ 1, and w ≤ 1/(2ε).
+                eta = eta / (self.beta + (1 - self.beta) / (2 * self.eps))
         else:
             eta = float(self.step)
         return weight, scale, eta

@@ -1,0 +1,98 @@
+"""Run folders and records: resolved config (YAML), metrics (JSONL), results (JSON), provenance.
+
+Every train, eval and bench run writes one folder; reports are built from these files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checkpoint import atomic_write
+
+
+def git_commit() -> str | None:
+    """The commit of the edlnet source tree, with ``-dirty`` when it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("-dirty" if dirty else "")) or None
+
+
+def environment() -> dict[str, Any]:
+    """Library versions and machine facts recorded with every result."""
+    import numpy
+    import torch
+
+    from . import __version__
+    env = {"edlnet": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+           "python": platform.python_version(), "platform": platform.platform(),
+           "git_commit": git_commit(), "threads": torch.get_num_threads(),
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        import autoattack  # noqa: F401
+        from importlib.metadata import version
+        env["pyautoattack"] = version("pyautoattack")
+    except Exception:  # noqa: BLE001 - optional dependency
+        pass
+    return env
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        return obj.item()
+    return obj
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(_jsonable(data), indent=2, default=str)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    text = yaml.safe_dump(_jsonable(data), sort_keys=False)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(_jsonable(record), default=str) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def new_run_dir(out_dir: str | Path, name: str) -> Path:
+    """A fresh folder ``out_dir/name`` (suffixed ``-2``, ``-3``, ... when it exists)."""
+    base = Path(out_dir) / name
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    path.mkdir(parents=True)
+    return path
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -1,0 +1,181 @@
+"""Training configuration: every hyperparameter in one place, loaded from YAML with overrides.
+
+``TrainConfig`` holds the defaults of the paper's schedule (SGD momentum 0.9, lr 0.1 divided by
+10 at epochs 100 and 150 of 200, batch 128, weight decay 2e-5; two-stage: Vanilla DL for 150
+epochs then Elastic DL for 50). A YAML file sets any subset of the fields; ``--set key=value``
+overrides them (values parsed as YAML: ``--set lr=0.05 --set dl_options.lam=0.2``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = "resnet18"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)   # e.g. {width: 16}
+    dl: str | None = "vanilla"          # None | vanilla | robust | elastic (mode at the start)
+    dl_layers: int | None = None        # replace only the first N convolutions
+    dl_options: dict[str, Any] = field(default_factory=dict)    # n_steps, lam, beta, eps, ...
+    switch_to_elastic_epoch: int | None = 150   # two-stage: set_mode(model, "elastic") here
+    elastic_beta: float | None = None   # β at the switch (None: the layers' own initial β)
+
+    # data
+    dataset: str = "cifar10-sample"
+    data_root: str | None = None
+    train_subset: int | None = None     # first N training images (CPU-scale runs)
+    val_size: int = 500                 # held out from train, seeded and stratified
+    test_subset: int | None = None
+    augment: str = "crop_flip"          # crop_flip | none
+    cutout: int = 0                     # Cutout size (0: off)
+    mixup_alpha: float = 0.0            # Mixup Beta(α, α) (0: off)
+    extra_data: str | None = None       # .npz of extra (e.g. generated) images with labels
+    extra_ratio: float = 0.0            # fraction of each batch drawn from extra_data
+
+    # objective
+    objective: str = "standard"         # standard | pgd_at | trades | mart | hat
+    eps: str = "8/255"                  # ℓ∞ budget of the inner maximization (pixels)
+    attack_steps: int = 10
+    attack_alpha: str = "2/255"
+    attack_mode: str = "eval"           # mode of the model during the inner maximization
+    attack_w_grad: str | None = None    # reweighting gradient policy during the maximization
+    trades_beta: float = 6.0
+    mart_beta: float = 6.0
+    hat_gamma: float = 0.5              # weight of the helper loss (HAT)
+    hat_beta: float = 3.0               # TRADES weight inside HAT
+    hat_h: float = 2.0                  # helper examples x + h·(x_adv − x)
+    hat_std_model: str | None = None    # checkpoint of a naturally trained model (HAT labels)
+    l1_penalty: float = 0.0             # robust-overfitting baselines (Table 3)
+    l2_penalty: float = 0.0
+
+    # optimization
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-5
+    schedule: str = "step"              # step | cosine | constant
+    milestones: list[int] = field(default_factory=lambda: [100, 150])
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+
+    # evaluation during training
+    val_every: int = 1
+    val_attack_steps: int = 10          # PGD-k (fp32, eval mode) on the validation split
+    best_metric: str | None = None      # val_robust_acc (adversarial) / val_clean_acc (standard)
+    early_stop_patience: int | None = None   # epochs without a better best_metric
+
+    # execution
+    seed: int = 0
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; eval is always fp32)
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None          # torch.set_num_threads on CPU
+    out_dir: str = "runs"
+    name: str | None = None             # run folder name (default: derived from the config)
+    log_every: int = 20                 # steps between plain log lines (non-terminal output)
+
+    def eps_value(self, key: str = "eps") -> float:
+        return float(Fraction(str(getattr(self, key))))
+
+    def resolved_best_metric(self) -> str:
+        if self.best_metric:
+            return self.best_metric
+        return "val_clean_acc" if self.objective == "standard" else "val_robust_acc"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is malformed or names a key that does not exist."""
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+CHOICES = {
+    "objective": ("standard", "pgd_at", "trades", "mart", "hat"),
+    "dl": (None, "vanilla", "robust", "elastic"),
+    "schedule": ("step", "cosine", "constant"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "attack_mode": ("eval", "train"),
+    "augment": ("crop_flip", "none"),
+    "attack_w_grad": (None, "exact", "detached"),
+}
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+    top, _, rest = dotted.partition(".")
+    if top not in FIELDS:
+        close = [k for k in FIELDS if k.startswith(top[:3])]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"{origin}: unknown config key {top!r}{hint}; valid keys: {', '.join(FIELDS)}")
+    if rest:
+        sub = data.setdefault(top, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{origin}: {top} is not a mapping, cannot set {dotted}")
+        sub[rest] = value
+    else:
+        data[top] = value
+
+
+def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"{origin}: {key}={getattr(cfg, key)!r} is not one of {allowed}")
+    try:
+        for key in ("eps", "attack_alpha"):
+            Fraction(str(getattr(cfg, key)))
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{origin}: {key}={getattr(cfg, key)!r} is not a number or fraction like 8/255") from None
+    if cfg.batch_size < 1 or cfg.epochs < 1:
+        raise ConfigError(f"{origin}: batch_size and epochs must be >= 1")
+    if cfg.objective == "hat" and not cfg.hat_std_model:
+        raise ConfigError(f"{origin}: objective=hat needs hat_std_model=<checkpoint of a naturally "
+                          "trained model> (train one with objective=standard)")
+    if cfg.extra_ratio and not cfg.extra_data:
+        raise ConfigError(f"{origin}: extra_ratio={cfg.extra_ratio} needs extra_data=<file.npz>")
+    if not 0 <= cfg.extra_ratio < 1:
+        raise ConfigError(f"{origin}: extra_ratio must be in [0, 1), got {cfg.extra_ratio}")
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config (optional) and apply ``key=value`` overrides; validate everything."""
+    data: dict[str, Any] = {}
+    origin = "config"
+    if path is not None:
+        path = Path(path)
+        origin = str(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist (configs live in configs/*.yaml)")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a mapping of config keys")
+        for k, v in loaded.items():
+            _set(data, str(k), v, origin)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, _, raw = item.partition("=")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        _set(data, key.strip(), value, f"--set {item}")
+    for key in ("eps", "attack_alpha"):
+        if key in data:
+            data[key] = str(data[key])
+    return validate(TrainConfig(**data), origin)

@@ -1,0 +1,359 @@
+"""The training loop: data on the device, any objective, the two-stage schedule, run folders,
+exact resume, bf16/channels_last, and DistributedDataParallel under torchrun."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset, mixup, read_npz
+from ..data.loader import stream_seed
+from ..layers.dict_conv import betas, dict_layers, set_mode
+from ..models.registry import create_model
+from ..records import append_jsonl, environment, new_run_dir, read_jsonl, timestamp, write_json, write_yaml
+from .config import TrainConfig, load_config
+from .distributed import DistInfo, all_reduce_sum, broadcast_object, init_distributed, resolve_device
+from .objectives import OBJECTIVES, Context, weight_penalty
+from .progress import Progress
+from .state import load_train_state, save_train_state
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` (0-based): step decay at milestones, cosine or constant, with
+    optional linear warmup."""
+    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        return cfg.lr * (epoch + 1) / cfg.warmup_epochs
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    return cfg.lr
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> ImageDataset:
+    data = load_dataset(cfg.dataset, cfg.data_root)
+    data = data.subset(cfg.train_subset, cfg.test_subset)
+    if cfg.val_size:
+        data = data.split_validation(cfg.val_size, seed=cfg.seed)
+    return data.to(device)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    return create_model(cfg.model, num_classes=num_classes, dl=cfg.dl, dl_layers=cfg.dl_layers,
+                        **cfg.model_kwargs, **cfg.dl_options)
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with three groups: weights (decayed), BN/bias (not decayed), β (not decayed).
+
+    β is in the optimizer from the start; it has no gradient (and so is skipped) until the
+    two-stage switch makes it trainable, so the switch needs no optimizer surgery."""
+    groups: dict[str, list[nn.Parameter]] = {"decay": [], "no_decay": [], "beta": []}
+    for name, p in model.named_parameters():
+        if name.endswith("beta_logit"):
+            groups["beta"].append(p)
+        elif p.dim() > 1:
+            groups["decay"].append(p)
+        else:
+            groups["no_decay"].append(p)
+    param_groups = [{"params": groups["decay"], "weight_decay": cfg.weight_decay, "name": "decay"},
+                    {"params": groups["no_decay"], "weight_decay": 0.0, "name": "no_decay"},
+                    {"params": groups["beta"], "weight_decay": 0.0, "name": "beta"}]
+    return torch.optim.SGD([g for g in param_groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov)
+
+
+def autocast_factory(cfg: TrainConfig, device: torch.device):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def run_name(cfg: TrainConfig) -> str:
+    dl = cfg.dl or "plain"
+    two = "-2stage" if cfg.dl == "vanilla" and cfg.switch_to_elastic_epoch is not None \
+        and cfg.switch_to_elastic_epoch < cfg.epochs else ""
+    return cfg.name or f"{cfg.model}-{dl}{two}-{cfg.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@torch.no_grad()
+def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> int:
+    return sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+
+
+def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, info: DistInfo,
+             batch: int = 256) -> dict[str, float]:
+    """Clean and PGD-k accuracy (fp32, eval mode, the library's attack) on this rank's shard,
+    summed over ranks."""
+    from ..attacks import PGD
+
+    idx = torch.tensor_split(torch.arange(len(x)), info.world_size)[info.rank]
+    x, y = x[idx.to(x.device)], y[idx.to(y.device)]
+    was = model.training
+    model.eval()
+    clean = _clean_correct(model, x.float() / 255, y, batch) if len(x) else 0
+    robust = 0
+    if cfg.val_attack_steps > 0 and len(x):
+        attack = PGD(model, eps=cfg.eps, steps=cfg.val_attack_steps, seed=cfg.seed)
+        for i in range(0, len(x), batch):
+            robust += int(attack.run(x[i:i + batch].float() / 255, y[i:i + batch]).robust.sum())
+    model.train(was)
+    t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64, device=x.device), info)
+    n = max(float(t[2]), 1.0)
+    out = {"clean_acc": float(t[0]) / n}
+    if cfg.val_attack_steps > 0:
+        out["robust_acc"] = float(t[1]) / n
+    return out
+
+
+def _augment(cfg: TrainConfig):
+    def fn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if cfg.augment == "crop_flip":
+            batch = crop_flip(batch, generator=generator)
+        if cfg.cutout:
+            batch = cutout(batch, cfg.cutout, generator=generator)
+        return batch
+    return fn if (cfg.augment != "none" or cfg.cutout) else None
+
+
+class Trainer:
+    """Owns one training run. ``Trainer(cfg).fit()`` returns the run folder."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        self.info = init_distributed(self.device)
+        if self.info.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.info.local_rank)
+        torch.manual_seed(cfg.seed)
+        self.data = load_data(cfg, self.device)
+        self.model = build_model(cfg, self.data.num_classes).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.autocast = autocast_factory(cfg, self.device)
+        self.objective = OBJECTIVES[cfg.objective]
+        self.std_model = self._load_std_model() if cfg.objective == "hat" else None
+        self.extra = read_npz(cfg.extra_data).to(self.device) if cfg.extra_data else None
+        self.start_epoch, self.best, self.best_epoch, self.stale = 0, -math.inf, -1, 0
+        self.run_dir = run_dir
+        self.progress = progress and self.info.is_main
+        self.ddp: nn.Module | None = None
+
+    # -- setup -------------------------------------------------------------------------------
+    def _load_std_model(self) -> nn.Module:
+        model = ckpt.load(ckpt.resolve_checkpoint(self.cfg.hat_std_model), map_location=self.device)
+        model.requires_grad_(False)
+        return model.eval()
+
+    def _wrap(self) -> nn.Module:
+        """The module to run forward on: DDP around the model when distributed. Re-created at
+        the two-stage switch, since DDP fixes its set of trainable parameters when built."""
+        if not self.info.enabled:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DDP(self.model, device_ids=ids)
+
+    def _start(self, resume: Path | None) -> None:
+        if resume is not None:
+            self.run_dir = resume
+            last = resume / "checkpoints" / "last"
+            loaded = ckpt.load(last, map_location=self.device)
+            for (_, mine), (_, theirs) in zip(dict_layers(self.model), dict_layers(loaded)):
+                mine.configure(**theirs.config())
+            self.model.load_state_dict(loaded.state_dict())
+            state = load_train_state(last / "train_state.pt", self.model, self.optimizer, self.scaler)
+            self.start_epoch = state["epoch"] + 1
+            self.best, self.best_epoch, self.stale = state["best"], state["best_epoch"], state["stale"]
+        elif self.info.is_main:
+            self.run_dir = self.run_dir or new_run_dir(self.cfg.out_dir, run_name(self.cfg))
+        self.run_dir = Path(broadcast_object(str(self.run_dir), self.info))
+        if self.info.is_main and resume is None:
+            write_yaml(self.run_dir / "config.yaml", self.cfg.to_dict())
+            write_json(self.run_dir / "environment.json", {**environment(), "world_size": self.info.world_size,
+                                                           "device": str(self.device), "started": timestamp(),
+                                                           "dataset": self.data.name, "data_info": self.data.info})
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def _switch_if_due(self, epoch: int) -> None:
+        c = self.cfg
+        if c.dl == "vanilla" and c.switch_to_elastic_epoch is not None and epoch == c.switch_to_elastic_epoch:
+            set_mode(self.model, "elastic", beta=c.elastic_beta)
+            self.ddp = self._wrap()
+            self._log(f"epoch {epoch}: switched every dictionary layer to Elastic DL (two-stage training)")
+
+    def _batch_with_extra(self, x, y, epoch: int, step: int):
+        if self.extra is None or not self.cfg.extra_ratio:
+            return x, y
+        n_extra = int(round(len(x) * self.cfg.extra_ratio))
+        if n_extra == 0:
+            return x, y
+        g = torch.Generator().manual_seed(stream_seed(self.cfg.seed, 2, epoch, step, self.info.rank))
+        idx = torch.randint(0, len(self.extra.x_train), (n_extra,), generator=g).to(self.device)
+        xe = self.extra.x_train[idx]
+        aug = _augment(self.cfg)
+        if aug is not None:
+            xe = aug(xe, generator=g)
+        return torch.cat([x[: len(x) - n_extra], xe.float() / 255]), torch.cat([y[: len(y) - n_extra], self.extra.y_train[idx]])
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        c = self.cfg
+        it = BatchIterator(self.data.x_train, self.data.y_train, c.batch_size, shuffle=True, drop_last=True,
+                           seed=c.seed, rank=self.info.rank, world_size=self.info.world_size, augment=_augment(c))
+        model = self.ddp
+        model.train()
+        lr = lr_at(c, epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        bar = Progress(len(it), f"epoch {epoch + 1}/{c.epochs}", self.progress, c.log_every)
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
+        for step, (x, y) in enumerate(it.epoch(epoch)):
+            x, y = self._batch_with_extra(x, y, epoch, step)
+            if c.mixup_alpha:
+                g = torch.Generator().manual_seed(stream_seed(c.seed, 3, epoch, step, self.info.rank))
+                x, y_soft = mixup(x, y, self.data.num_classes, c.mixup_alpha, generator=g)
+            else:
+                y_soft = y
+            if c.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            gen = torch.Generator().manual_seed(stream_seed(c.seed, 1, epoch, step, self.info.rank))
+            ctx = Context(c, gen, self.autocast, self.std_model)
+            loss, logits = self.objective(model, x, y_soft, ctx)
+            loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"is kept in {self.run_dir / 'checkpoints' / 'last'}. Lower lr, or use the default "
+                    "dictionary options (step='majorize', eps=0.1; see docs/stability.md)")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if c.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            with torch.no_grad():
+                target = y if y.dim() == 1 else y.argmax(1)
+                sums += torch.tensor([loss.item() * len(x), float((logits.argmax(1) == target).sum()), len(x)],
+                                     dtype=torch.float64, device=self.device)
+            bar.update(step, len(x) * self.info.world_size, loss=loss.item(), lr=lr)
+        bar.close()
+        all_reduce_sum(sums, self.info)
+        seconds = bar.seconds
+        n = max(float(sums[2]), 1.0)
+        acc_key = "train_clean_acc" if c.objective == "standard" else "train_adv_acc"
+        return {"lr": lr, "train_loss": float(sums[0]) / n, acc_key: float(sums[1]) / n,
+                "seconds": seconds, "images_per_s": float(sums[2]) / max(seconds, 1e-9)}
+
+    # -- the run -------------------------------------------------------------------------------
+    def fit(self, resume: Path | None = None, stop_after: int | None = None) -> Path:
+        """Train to ``cfg.epochs`` (or ``stop_after`` epochs in this call, for tests and
+        interruption drills) and return the run folder."""
+        self._start(resume)
+        self.ddp = self._wrap()
+        c = self.cfg
+        metric = c.resolved_best_metric()
+        done = 0
+        for epoch in range(self.start_epoch, c.epochs):
+            self._switch_if_due(epoch)
+            record: dict[str, Any] = {"epoch": epoch + 1, "mode": self._mode()}
+            record.update(self.train_epoch(epoch))
+            if (epoch + 1) % c.val_every == 0 or epoch + 1 == c.epochs:
+                if self.data.x_val is not None:
+                    v = validate(self.model, self.data.x_val, self.data.y_val, c, self.info)
+                    record.update({f"val_{k}": val for k, val in v.items()})
+            record["betas"] = betas(self.model)
+            improved = metric in record and record[metric] > self.best
+            if improved:
+                self.best, self.best_epoch, self.stale = record[metric], epoch + 1, 0
+            elif metric in record:
+                self.stale += 1
+            record["best_" + metric] = self.best if self.best > -math.inf else None
+            self._checkpoint(epoch, record, improved)
+            self._log(_format(record))
+            done += 1
+            if c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
+                self._log(f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")
+                break
+            if stop_after is not None and done >= stop_after:
+                return self.run_dir
+        if self.info.is_main:
+            self._finish(metric)
+        return self.run_dir
+
+    def _mode(self) -> str:
+        modes = {m.mode for _, m in dict_layers(self.model)}
+        return ",".join(sorted(modes)) if modes else "plain"
+
+    def _checkpoint(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
+        if not self.info.is_main:
+            return
+        extra = {"epoch": epoch + 1, "metrics": record, "best_rule": f"max {self.cfg.resolved_best_metric()}"}
+        last = self.run_dir / "checkpoints" / "last"
+        ckpt.save(self.model, last, extra=extra)
+        save_train_state(last / "train_state.pt", self.model, self.optimizer, self.scaler,
+                         epoch=epoch, best=self.best, best_epoch=self.best_epoch, stale=self.stale)
+        if improved:
+            ckpt.save(self.model, self.run_dir / "checkpoints" / "best", extra=extra)
+        append_jsonl(self.run_dir / "metrics.jsonl", record)
+
+    def _finish(self, metric: str) -> None:
+        model = self.model.eval()
+        x, y = self.data.x_test, self.data.y_test
+        clean = _clean_correct(model, x.float() / 255, y, 256) / max(len(x), 1)
+        history = read_jsonl(self.run_dir / "metrics.jsonl")
+        write_json(self.run_dir / "train_results.json", {
+            "epochs_run": len(history), "best_rule": f"max {metric}", "best_epoch": self.best_epoch,
+            "best_value": self.best, "last_test_clean_acc": clean, "n_test": len(x),
+            "dataset": self.data.name, "images_per_s_mean": sum(r["images_per_s"] for r in history) / max(len(history), 1),
+            "finished": timestamp()})
+
+    def _log(self, msg: str) -> None:
+        if self.info.is_main:
+            print(msg, file=sys.stderr, flush=True)
+
+
+def _format(record: dict[str, Any]) -> str:
+    keys = ["train_loss", "train_clean_acc", "train_adv_acc", "val_clean_acc", "val_robust_acc", "lr", "images_per_s"]
+    parts = [f"{k}={record[k]:.4g}" for k in keys if k in record]
+    b = record.get("betas") or {}
+    if b and record.get("mode", "").startswith("elastic"):
+        vals = list(b.values())
+        parts.append(f"beta=[{min(vals):.3f}..{max(vals):.3f}]")
+    return f"epoch {record['epoch']} ({record['mode']}): " + " ".join(parts)
+
+
+def train(config: TrainConfig | str | Path | None = None, overrides: tuple[str, ...] = (),
+          resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train from a config (object or YAML path plus ``key=value`` overrides), or resume a run
+    folder; returns the run folder."""
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.yaml").exists():
+            raise FileNotFoundError(f"cannot resume {resume}: no config.yaml there (expected a run folder "
+                                    "written by edlnet train)")
+        if not (resume / "checkpoints" / "last" / "train_state.pt").exists():
+            raise FileNotFoundError(f"cannot resume {resume}: no checkpoints/last/train_state.pt yet")
+        cfg = load_config(resume / "config.yaml", overrides)
+    elif isinstance(config, TrainConfig):
+        cfg = config
+    else:
+        cfg = load_config(config, overrides)
+    return Trainer(cfg, progress=progress).fit(resume)
