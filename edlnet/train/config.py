@@ -41,7 +41,8 @@ class TrainConfig:
 
     # objective
     objective: str = "standard"         # standard | pgd_at | trades | mart | hat
-    eps: str = "8/255"                  # ℓ∞ budget of the inner maximization (pixels)
+    attack_norm: str = "Linf"           # Linf | L2 threat model of the inner maximization
+    eps: str = "8/255"                  # budget of the inner maximization (pixel units)
     attack_steps: int = 10
     attack_alpha: str = "2/255"
     attack_mode: str = "eval"           # mode of the model during the inner maximization
@@ -108,6 +109,7 @@ CHOICES = {
     "schedule": ("step", "cosine", "constant"),
     "precision": ("fp32", "bf16", "fp16"),
     "attack_mode": ("eval", "train"),
+    "attack_norm": ("Linf", "L2"),
     "augment": ("crop_flip", "none"),
     "attack_w_grad": (None, "exact", "detached"),
 }

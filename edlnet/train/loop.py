@@ -107,7 +107,7 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     clean = _clean_correct(model, x.float() / 255, y, batch) if len(x) else 0
     robust = 0
     if cfg.val_attack_steps > 0 and len(x):
-        attack = PGD(model, eps=cfg.eps, steps=cfg.val_attack_steps, seed=cfg.seed)
+        attack = PGD(model, eps=cfg.eps, norm=cfg.attack_norm, steps=cfg.val_attack_steps, seed=cfg.seed)
         for i in range(0, len(x), batch):
             robust += int(attack.run(x[i:i + batch].float() / 255, y[i:i + batch]).robust.sum())
     model.train(was)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adversary import pgd_linf
+from .adversary import pgd_train
 from .config import TrainConfig
 
 
@@ -35,9 +35,9 @@ class Context:
 
     def maximize(self, model: nn.Module, x: torch.Tensor, loss_fn, start: str = "uniform") -> torch.Tensor:
         c = self.cfg
-        return pgd_linf(model, x, loss_fn, c.eps_value(), c.eps_value("attack_alpha"), c.attack_steps,
-                        start=start, generator=self.generator, training_mode=c.attack_mode == "train",
-                        w_grad=c.attack_w_grad, autocast=self.autocast())
+        return pgd_train(model, x, loss_fn, c.eps_value(), c.eps_value("attack_alpha"), c.attack_steps,
+                         norm=c.attack_norm, start=start, generator=self.generator, training_mode=c.attack_mode == "train",
+                         w_grad=c.attack_w_grad, autocast=self.autocast())
 
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Context], tuple[torch.Tensor, torch.Tensor]]

@@ -1,0 +1,147 @@
+"""Training: objectives lower their loss, two-stage switch, resume equals uninterrupted, configs."""
+import math
+
+import pytest
+import torch
+
+import edlnet
+from edlnet.train import OBJECTIVES, ConfigError, TrainConfig, load_config, lr_at
+from edlnet.train.loop import Trainer, build_optimizer
+from edlnet.train.objectives import Context
+
+
+def tiny_cfg(tmp_path, **kw):
+    base = dict(model="resnet10", model_kwargs={"width": 4}, dl="vanilla", switch_to_elastic_epoch=1,
+                epochs=2, train_subset=96, val_size=32, test_subset=32, batch_size=32, val_attack_steps=1,
+                attack_steps=2, out_dir=str(tmp_path), lr=0.05, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_each_objective_lowers_its_loss(objective, tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_cfg(tmp_path, objective=objective, attack_steps=3)
+    model = edlnet.create_model("resnet10", width=4, dl="elastic")
+    std = edlnet.create_model("resnet10", width=4).eval() if objective == "hat" else None
+    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ctx = lambda: Context(cfg, torch.Generator().manual_seed(0), __import__("contextlib").nullcontext, std)
+    model.train()
+    first, _ = OBJECTIVES[objective](model, x, y, ctx())
+    for _ in range(6):
+        loss, _ = OBJECTIVES[objective](model, x, y, ctx())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last, _ = OBJECTIVES[objective](model, x, y, ctx())
+    assert math.isfinite(last.item()) and last.item() < first.item()
+
+
+def test_two_stage_switch_keeps_weights_and_trains_beta(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=2, switch_to_elastic_epoch=1)
+    trainer = Trainer(cfg, progress=False)
+    trainer._start(None)
+    trainer.ddp = trainer._wrap()
+    trainer.train_epoch(0)
+    assert all(m.mode == "vanilla" for _, m in edlnet.dict_layers(trainer.model))
+    beta_group = [g for g in trainer.optimizer.param_groups if g["name"] == "beta"][0]
+    assert all(p.grad is None for p in beta_group["params"])
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer._switch_if_due(1)
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the switch touches no weight
+    betas0 = edlnet.betas(trainer.model)
+    trainer.train_epoch(1)
+    assert all(m.mode == "elastic" for _, m in edlnet.dict_layers(trainer.model))
+    assert all(p.grad is not None for p in beta_group["params"])
+    assert edlnet.betas(trainer.model) != betas0  # β is in the optimizer and moved
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    cfg = tiny_cfg(tmp_path / "a", epochs=3, switch_to_elastic_epoch=1, objective="pgd_at")
+    full = Trainer(cfg, progress=False).fit()
+    cfg_b = tiny_cfg(tmp_path / "b", epochs=3, switch_to_elastic_epoch=1, objective="pgd_at")
+    run_b = Trainer(cfg_b, progress=False).fit(stop_after=2)  # "killed" after epoch 2 (post-switch)
+    resumed = edlnet.train.train(resume=run_b, progress=False)
+    a = edlnet.load(full / "checkpoints" / "last").state_dict()
+    b = edlnet.load(resumed / "checkpoints" / "last").state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+    lines_a = (full / "metrics.jsonl").read_text().splitlines()
+    lines_b = (resumed / "metrics.jsonl").read_text().splitlines()
+    assert len(lines_a) == len(lines_b) == 3
+
+
+def test_run_folder_contents(tmp_path):
+    run = Trainer(tiny_cfg(tmp_path, epochs=1, switch_to_elastic_epoch=None), progress=False).fit()
+    for f in ("config.yaml", "environment.json", "metrics.jsonl", "train_results.json",
+              "checkpoints/last/model.safetensors", "checkpoints/last/train_state.pt",
+              "checkpoints/best/model.json"):
+        assert (run / f).exists(), f
+    rec = edlnet.records.read_jsonl(run / "metrics.jsonl")[0]
+    for key in ("epoch", "lr", "train_loss", "val_clean_acc", "val_robust_acc", "betas", "seconds", "images_per_s"):
+        assert key in rec
+    assert edlnet.load(run / "checkpoints" / "best")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_nan_loss_stops_with_message(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=1, lr=1e30, switch_to_elastic_epoch=None, dl=None)
+    with pytest.raises(edlnet.train.TrainingDiverged, match="loss became"):
+        Trainer(cfg, progress=False).fit()
+
+
+def test_schedule():
+    cfg = TrainConfig()
+    assert lr_at(cfg, 0) == 0.1 and abs(lr_at(cfg, 100) - 0.01) < 1e-12 and abs(lr_at(cfg, 150) - 0.001) < 1e-12
+    cos = TrainConfig(schedule="cosine", epochs=10)
+    assert lr_at(cos, 0) == 0.1 and lr_at(cos, 5) == pytest.approx(0.05)
+
+
+def test_optimizer_groups_hold_beta_without_decay():
+    model = edlnet.create_model("resnet10", width=4, dl="vanilla")
+    opt = build_optimizer(TrainConfig(weight_decay=5e-4), model)
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["beta"]["weight_decay"] == 0 and groups["decay"]["weight_decay"] == 5e-4
+    assert len(groups["beta"]["params"]) == len(edlnet.dict_layers(model))
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
+        load_config(None, ["epoch=3"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("objective: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="objective='sgd'"):
+        load_config(None, ["objective=sgd"])
+    with pytest.raises(ConfigError, match="hat_std_model"):
+        load_config(None, ["objective=hat"])
+    cfg = load_config(None, ["eps=4/255", "dl_options.lam=0.2", "model_kwargs.width=8"])
+    assert cfg.eps_value() == pytest.approx(4 / 255) and cfg.dl_options == {"lam": 0.2}
+
+
+def test_every_config_file_parses():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files, "configs/*.yaml missing"
+    for f in files:
+        load_config(f)
+
+
+@pytest.mark.parametrize("norm,eps", [("Linf", 8 / 255), ("L2", 0.5)])
+def test_training_adversary_stays_in_budget_and_raises_loss(norm, eps):
+    import torch.nn.functional as F
+    from edlnet.train.adversary import pgd_train
+    model = edlnet.create_model("resnet10", width=4).eval()
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    loss = lambda out: F.cross_entropy(out, y, reduction="sum")
+    x_adv = pgd_train(model, x, loss, eps, eps / 4, 5, norm=norm, generator=torch.Generator().manual_seed(0))
+    d = (x_adv - x).flatten(1)
+    size = d.abs().max(1).values if norm == "Linf" else d.norm(dim=1)
+    assert (size <= eps + 1e-6).all() and x_adv.min() >= 0 and x_adv.max() <= 1
+    with torch.no_grad():
+        assert loss(model(x_adv)) > loss(model(x))
