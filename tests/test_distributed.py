@@ -1,0 +1,19 @@
+"""A 2-process gloo run (torchrun) keeps parameters identical across ranks, through the
+two-stage switch, and writes one run folder."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
+    worker = Path(__file__).with_name("dist_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29731",
+           str(worker), str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ranks_identical.txt").read_text().split() == ["True", "2"]
+    run = tmp_path / "dist"
+    assert (run / "checkpoints" / "last" / "model.safetensors").exists()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
