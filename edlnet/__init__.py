@@ -16,3 +16,11 @@ __version__ = "0.1.0"
 __all__ = ["CheckpointError", "DictConv2d", "betas", "capture_layers", "convert", "create_model",
            "dict_layers", "list_models", "load", "register_model", "rista", "save", "set_mode",
            "w_grad_policy", "__version__"]
+
+
+def __getattr__(name: str):
+    # Evaluation imports the attack suite; load it only when asked for.
+    if name in ("evaluate", "benchmark"):
+        from . import evaluate as _evaluate_pkg
+        return getattr(_evaluate_pkg, name)
+    raise AttributeError(f"module 'edlnet' has no attribute {name!r}")

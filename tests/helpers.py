@@ -18,7 +18,20 @@ def tiny_kwargs(name: str) -> dict:
         return {"widen_factor": 1}
     if "resnet" in name:
         return {"width": 4}
+    if "pursuit" in name:
+        return {"widths": (4, 8, 8)}
     return {}
+
+
+def builds_own_dictionaries(name: str) -> bool:
+    """Pursuit models build their own layers: they take no ``dl`` argument."""
+    from edlnet.models.registry import _REGISTRY
+    return getattr(_REGISTRY[name], "builds_own_dictionaries", False)
+
+
+def dl_kwargs(name: str, **kw) -> dict:
+    """``dl``/dictionary options for models that convert convolutions; nothing for pursuit nets."""
+    return {} if builds_own_dictionaries(name) else kw
 
 
 def input_size(name: str) -> int:

@@ -7,13 +7,13 @@ from torch import nn
 
 import edlnet
 from edlnet.checkpoint import CheckpointError
-from helpers import input_size, tiny_kwargs
+from helpers import dl_kwargs, input_size, tiny_kwargs
 
 MODELS = edlnet.list_models()
 
 
 def build(name, **kw):
-    return edlnet.create_model(name, **tiny_kwargs(name), **kw)
+    return edlnet.create_model(name, **tiny_kwargs(name), **dl_kwargs(name, **kw))
 
 
 @pytest.mark.parametrize("name", MODELS)

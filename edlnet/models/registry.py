@@ -54,11 +54,15 @@ def create_model(name: str, num_classes: int = 10, dl: str | None = None,
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
     dl_keys = set(DictConv2d(1, 1, 1).config()) | {"beta"}
     dl_options = {k: kwargs.pop(k) for k in list(kwargs) if k in dl_keys}
-    if dl_options and dl is None and not getattr(_REGISTRY[name], "builds_own_dictionaries", False):
+    own = getattr(_REGISTRY[name], "builds_own_dictionaries", False)
+    if own and (dl is not None or dl_layers is not None):
+        raise ValueError(f"model {name!r} builds its own pursuit layers; dl and dl_layers do not apply "
+                         "(pass its own options, e.g. n_iters, lam)")
+    if dl_options and dl is None and not own:
         raise ValueError(f"dictionary options {sorted(dl_options)} given but dl=None; "
                          "pass dl='vanilla'|'robust'|'elastic'")
     try:
-        if getattr(_REGISTRY[name], "builds_own_dictionaries", False):
+        if own:
             model = _REGISTRY[name](num_classes=num_classes, **kwargs, **dl_options)
         else:
             model = _REGISTRY[name](num_classes=num_classes, **kwargs)

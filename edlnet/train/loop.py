@@ -239,7 +239,7 @@ class Trainer:
             loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
                     f"is kept in {self.run_dir / 'checkpoints' / 'last'}. Lower lr, or use the default "
                     "dictionary options (step='majorize', eps=0.1; see docs/stability.md)")
             self.optimizer.zero_grad(set_to_none=True)
