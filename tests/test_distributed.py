@@ -17,9 +17,12 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
     worker = Path(__file__).with_name("dist_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "--log-dir", str(tmp_path / "logs"), "--redirects", "3",
            str(worker), str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if proc.returncode != 0:  # show what each rank printed, not just torchrun's summary
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((tmp_path / "logs").rglob("*.log")))
+        raise AssertionError(f"torchrun failed ({proc.returncode}):\n{logs}\n{proc.stderr[-1500:]}")
     assert (tmp_path / "ranks_identical.txt").read_text().split() == ["True", "2"]
     run = tmp_path / "dist"
     assert (run / "checkpoints" / "last" / "model.safetensors").exists()
