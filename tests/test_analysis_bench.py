@@ -1,0 +1,62 @@
+"""``edlnet bench`` on tiny settings: the rows asked for, sane numbers, the paper's Table 7
+beside ours, JSON + Markdown, and the --layers hook."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edlnet.analysis import bench
+from edlnet.analysis.memory import peak_step_memory
+from edlnet.analysis.paper_numbers import TABLE7_MS
+from edlnet.cli import main
+
+TINY = bench.BenchSettings(width=4, batch=2, repeats=1, warmup=0, layers_list=(0, 2, 4))
+
+
+def test_bench_rows_and_paper_numbers(tmp_path):
+    torch.set_num_threads(1)
+    record = bench.run_bench(TINY, log=False)
+    got = [(r["layers"], r["mode"]) for r in record["rows"]]
+    assert got == [(0, "resnet"), (2, "vanilla"), (2, "elastic"), (4, "vanilla"), (4, "elastic")]
+    for r in record["rows"]:
+        assert r["forward_ms"] > 0 and r["forward_backward_ms"] > 0
+        assert r["forward_images_per_s"] == pytest.approx(2 / (r["forward_ms"] / 1e3))
+        assert r["train_peak_mb"] is not None and r["train_peak_mb"] > 0
+    rows = {(r["layers"], r["mode"]): r for r in record["rows"]}
+    assert rows[(4, "elastic")]["paper_ms"] == TABLE7_MS["elastic"][2] == 11.39
+    assert rows[(2, "vanilla")]["paper_ratio"] == pytest.approx(8.40 / 7.82)
+    assert rows[(0, "resnet")]["forward_ratio"] == 1.0
+    bench.write_bench(record, tmp_path)
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["settings"]["layers_list"] == [0, 2, 4] and saved["environment"]["torch"]
+    pivot = json.loads((tmp_path / "bench_table7.json").read_text())
+    assert [r["layers"] for r in pivot["rows"]] == [0, 2, 4]
+    assert pivot["rows"][2]["elastic_paper_ms"] == 11.39
+    assert "| 4 |" in (tmp_path / "bench_table7.md").read_text()
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    def step():
+        a = torch.empty(2**20, dtype=torch.float32)   # 4 MiB
+        a.fill_(1.0)
+        del a
+    mb, method = peak_step_memory(step, torch.device("cpu"))
+    assert "profiler" in method
+    assert 4.0 <= mb < 4.5
+
+
+def test_bench_cli_and_layers_hook(tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main(["bench", "--width", "4", "--batch", "2", "--repeats", "1", "--warmup", "0",
+                 "--layers-list", "0,2", "--modes", "elastic", "--threads", "1", "--out", str(out)])
+    assert code == 0
+    rows = json.loads((out / "bench.json").read_text())["rows"]
+    assert [(r["layers"], r["mode"]) for r in rows] == [(0, "resnet"), (2, "elastic")]
+    assert main(["bench", "--layers"]) == 2
+    assert "not available" in capsys.readouterr().err
+    assert main(["bench", "--precision", "fp32", "--layers-list", "0,30", "--width", "4",
+                 "--batch", "1", "--repeats", "1", "--warmup", "0",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "lower --layers-list" in capsys.readouterr().err
