@@ -85,6 +85,7 @@ def test_report_has_every_section_and_embeds_images(run_dir, analysed, tmp_path)
                     "Forward time (ms) next to the paper's Table 7"):
         assert section in md, section
     assert "1 FAILED" in md and "| pgd-detached | 0.125 |" in md
+    assert "| eps sweep to zero | FAILED | 0.1 at 1.0 |" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) >= 10
     for link in links:

@@ -1,4 +1,12 @@
-"""``edlnet analyze``, ``edlnet bench`` and ``edlnet report``."""
+"""``edlnet analyze``, ``edlnet bench`` and ``edlnet report``.
+
+Hook for single-layer timing (``edlnet bench --layers``): a module
+``edlnet/analysis/layer_bench.py`` providing ``run(args: argparse.Namespace) -> int`` (and,
+optionally, ``add_arguments(parser)`` to add its own options to ``edlnet bench``) is picked up
+automatically; ``args`` carries every ``bench`` option (``--width``, ``--batch``, ``--repeats``,
+``--warmup``, ``--precision``, ``--device``, ``--n-steps``, ``--threads``, ``--out``, ...).
+Without that module ``--layers`` says it is not available.
+"""
 from __future__ import annotations
 
 import argparse

@@ -132,7 +132,14 @@ def _beta_blocks(run: Path, records: list[dict[str, Any]], switch: int | None,
             doc.Grid(["layer", "β at the last epoch"], [[f["layer"], f["beta"]] for f in final])]
 
 
+EVAL_KEYS = ("suite", "description", "n_examples", "seed", "clean", "worst_case",
+             "worst_case_rule", "checks_passed", "wall_seconds", "created")
+VERDICT = {True: "passed", False: "FAILED", None: "not run"}
+
+
 def _eval_blocks(run: Path) -> list[doc.Block]:
+    """Each suite's results.json (written by ``edlnet eval``): headline numbers, accuracy per
+    attack and corruption, worst case per budget and the gradient-masking checks."""
     suites = eval_results(run)
     if not suites:
         return [doc.Heading("Evaluation", 3),
@@ -140,22 +147,30 @@ def _eval_blocks(run: Path) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.Heading("Evaluation", 3)]
     for suite, res in suites.items():
         blocks.append(doc.Heading(f"Suite {suite}", 4))
+        blocks.append(doc.Paragraph(f"From {run / 'eval' / suite / 'results.json'}."))
         scalars = {k: v for k, v in res.items() if not isinstance(v, (dict, list))}
-        if scalars:
-            blocks.append(_key_values(scalars))
-        attacks = res.get("attacks")
-        if isinstance(attacks, dict) and attacks:
-            blocks.append(doc.Grid(["attack", "accuracy"],
-                                   [[k, _text(v)] for k, v in attacks.items()]))
+        keys = [k for k in EVAL_KEYS if k in scalars] or list(scalars)
+        if keys:
+            blocks.append(_key_values(scalars, keys))
+        for key, title in (("attacks", "attack"), ("corruptions", "corruption")):
+            values = res.get(key)
+            if isinstance(values, dict) and values:
+                blocks.append(doc.Grid([title, "accuracy"],
+                                       [[k, _text(v)] for k, v in values.items()]))
+        by_budget = res.get("worst_case_by_budget")
+        if isinstance(by_budget, dict) and by_budget:
+            blocks.append(doc.Grid(["worst case at", "accuracy", "entries counted"],
+                                   [[k, v.get("accuracy"), len(v.get("entries", []))]
+                                    for k, v in by_budget.items() if isinstance(v, dict)]))
         checks = res.get("checks")
         if isinstance(checks, list) and checks:
-            failed = [c for c in checks if not c.get("passed")]
+            failed = [c for c in checks if c.get("passed") is False]
             blocks.append(doc.Paragraph("Gradient-masking checks: " + (
-                "all passed." if not failed else f"{len(failed)} FAILED — read them before "
-                                                 "trusting the numbers.")))
-            blocks.append(doc.Grid(["check", "passed", "detail"],
-                                   [[c.get("name"), c.get("passed"), c.get("detail")]
-                                    for c in checks]))
+                "none failed." if not failed else f"{len(failed)} FAILED — the robust "
+                                                  "accuracies may be overestimates.")))
+            blocks.append(doc.Grid(["check", "result", "detail"],
+                                   [[c.get("name"), VERDICT.get(c.get("passed"), c.get("passed")),
+                                     c.get("detail")] for c in checks]))
     return blocks
 
 
@@ -198,7 +213,7 @@ def comparison_section(runs: list[Path], assets: Path) -> list[doc.Block]:
         last = data[r.name][-1] if data[r.name] else {}
         cfg = run_config(r)
         worst = {s: v.get("worst_case") for s, v in eval_results(r).items()}
-        rows.append([r.name, cfg.get("model"), cfg.get("dl"), last.get("epoch"),
+        rows.append([r.name, cfg.get("model"), cfg.get("dl") or "plain", last.get("epoch"),
                      last.get("val_clean_acc"), last.get("val_robust_acc"),
                      _text(worst) if worst else None])
     return [doc.Heading("Comparison of runs", 2),
