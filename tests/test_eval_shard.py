@@ -1,0 +1,119 @@
+"""Sharding over ranks and resuming: results never depend on how the work was split."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from edlnet.evaluate import shard as shard_module
+from edlnet.evaluate import ResumeError, evaluate, load_suite, merge_records, run_shard
+from edlnet.evaluate.checks import check_entries
+from edlnet.evaluate.runner import CLEAN
+
+torch.set_num_threads(1)
+pytest.importorskip("pyautoattack")  # Square runs through the reference implementation
+
+SUITE = {
+    "name": "shards",
+    "main": {"norm": "Linf", "eps": "8/255"},
+    "entries": [
+        {"name": "FGSM", "attack": "fgsm", "eps": "8/255"},
+        {"name": "PGD-3", "attack": "pgd", "eps": "8/255", "settings": {"steps": 3}},
+        {"name": "Square", "attack": "square", "eps": "8/255", "settings": {"n_queries": 20}},
+        {"name": "noise", "corruption": "gaussian_noise", "severity": 5},
+    ],
+    "checks": {"large_eps": {"steps": 3}, "more_steps": {"steps": 4, "restarts": 2, "limit": 7},
+               "gradients": {"n_probe": 8}},
+}
+
+
+class PolicyDependentGradient(nn.Module):
+    """Identity in value; the backward pass is sign-flipped under "detached", so the two
+    reweighting-gradient policies give different attacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w_grad = "exact"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.w_grad == "exact" else 2 * x.detach() - x
+
+
+def model_and_data(n: int = 10):
+    g = torch.Generator().manual_seed(0)
+    lin = nn.Linear(3 * 4 * 4, 10)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.3)
+        lin.bias.zero_()
+    model = nn.Sequential(PolicyDependentGradient(), nn.Flatten(), lin).eval()
+    x = torch.rand(n, 3, 4, 4, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    y[0] = (y[0] + 1) % 10  # one clean mistake: attacks must skip it and count it as broken
+    return model, x, y
+
+
+def merged_json(records, entries, n, batch_size):
+    merged = merge_records(records, entries, n, batch_size)
+    return json.dumps({k: [v.robust, v.by_policy, v.values] for k, v in merged.items()},
+                      default=str, sort_keys=True)
+
+
+def test_sharded_results_equal_unsharded():
+    model, x, y = model_and_data()
+    suite = load_suite(SUITE)
+    entries = [CLEAN, *suite.entries, *check_entries(suite)]
+    kw = dict(batch_size=3, seed=4)
+    single = run_shard(model, x, y, entries, **kw)
+    reference = merged_json(single, entries, len(x), 3)
+    for world in (2, 3):
+        records = [r for rank in range(world)
+                   for r in run_shard(model, x, y, entries, rank=rank, world_size=world, **kw)]
+        assert merged_json(records, entries, len(x), 3) == reference
+    merged = json.loads(reference)
+    assert merged["PGD-3"][0][0] is False                 # the clean mistake is not robust
+    assert set(merged["PGD-3"][1]) == {"exact", "detached"}
+    assert merged["check/more-steps"][0][7:] == [None] * 3  # beyond the check's limit
+
+
+def test_a_missing_shard_is_an_error():
+    model, x, y = model_and_data()
+    entries = [CLEAN]
+    records = run_shard(model, x, y, entries, batch_size=3, seed=0, rank=0, world_size=2)
+    with pytest.raises(RuntimeError, match="missing for batches"):
+        merge_records(records, entries, len(x), 3)
+
+
+def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monkeypatch):
+    model, x, y = model_and_data()
+    model.train()  # evaluate must not leave it in eval mode
+    first = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=4, out_dir=tmp_path, log=None)
+    assert model.training and model[0].w_grad == "exact"
+    partial = tmp_path / "partial"
+    pgd_files = [p for p in partial.glob("PGD-3-*.jsonl")]
+    assert len(pgd_files) == 1
+    pgd_files[0].unlink()                                   # an attack that never finished
+    fgsm = next(partial.glob("FGSM-*.jsonl"))
+    fgsm.write_text(fgsm.read_text() + '{"entry": "FGSM", "bat')  # a torn last line
+
+    calls: list[str] = []
+    real = shard_module.run_batch
+
+    def spy(entry, *args, **kwargs):
+        calls.append(entry.name)
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(shard_module, "run_batch", spy)
+    second = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=4, out_dir=tmp_path, log=None)
+    assert calls == ["PGD-3"] * 4                            # only the lost attack ran again
+    assert second["per_example"] == first["per_example"]
+    assert second["attacks"] == first["attacks"] and second["checks"] == first["checks"]
+    assert json.loads((tmp_path / "results.json").read_text())["attacks"] == first["attacks"]
+
+    with pytest.raises(ResumeError, match="seed"):
+        evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None)
+    third = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None,
+                     restart=True)
+    assert third["seed"] == 5
