@@ -1,23 +1,17 @@
 """``edlnet analyze``, ``edlnet bench`` and ``edlnet report``.
 
-Hook for single-layer timing (``edlnet bench --layers``): a module
-``edlnet/analysis/layer_bench.py`` providing ``run(args: argparse.Namespace) -> int`` (and,
-optionally, ``add_arguments(parser)`` to add its own options to ``edlnet bench``) is picked up
-automatically; ``args`` carries every ``bench`` option (``--width``, ``--batch``, ``--repeats``,
-``--warmup``, ``--precision``, ``--device``, ``--n-steps``, ``--threads``, ``--out``, ...).
-Without that module ``--layers`` says it is not available.
+``edlnet bench --layers`` runs :mod:`edlnet.analysis.layer_bench` (single dictionary layers
+and whole networks against the convolution floor), which adds its own options to ``bench``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import time
 from pathlib import Path
 
 from ..cli import command
+from . import layer_bench
 
-LAYER_BENCH = "edlnet.analysis.layer_bench"
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -116,22 +110,14 @@ def _bench(p: argparse.ArgumentParser):
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--out", help="output folder (default runs/bench-<settings>-<time>)")
     p.add_argument("--layers", action="store_true",
-                   help="time single dictionary layers against the convolution floor instead "
-                        "(needs edlnet.analysis.layer_bench)")
-    # Hook for the single-layer benchmark: its module adds its own options when it exists.
-    if importlib.util.find_spec(LAYER_BENCH) is not None:
-        module = importlib.import_module(LAYER_BENCH)
-        if hasattr(module, "add_arguments"):
-            module.add_arguments(p)
+                   help="time dictionary layers and networks against the convolution floor "
+                        "instead of Table 7")
+    layer_bench.add_arguments(p)
 
     def run(args) -> int:
         _threads(args.threads)
         if args.layers:
-            if importlib.util.find_spec(LAYER_BENCH) is None:
-                raise ValueError("edlnet bench --layers is not available in this version "
-                                 f"({LAYER_BENCH} is not installed); run edlnet bench "
-                                 "without --layers for Table 7")
-            return int(importlib.import_module(LAYER_BENCH).run(args) or 0)
+            return int(layer_bench.run(args) or 0)
         from ..records import new_run_dir
         from .bench import BenchSettings, run_bench, write_bench
 

@@ -1,0 +1,415 @@
+"""Fast unrolled RISTA: the same function as :func:`edlnet.layers.rista.rista`, as one
+``torch.autograd.Function`` with a hand-written backward pass.
+
+Why. A dictionary layer with T = ``n_steps`` updates does the work of 2T + 1 convolutions
+forward and twice that backward; everything else is elementwise. Under plain autograd each
+elementwise temporary (|r|, |r| + ε, w, β + (1−β)w, the product with r, η·A(u), the sum, sign,
+|v| − τ, relu, ...) is a fresh tensor, most of them kept for the backward pass. On a CPU a fresh
+tensor of a CIFAR-sized activation also costs page faults (glibc maps blocks of 32 MiB and more
+afresh and unmaps them on free, and 64 channels × 32×32 × batch 128 in fp32 is 32 MiB; writing
+such a tensor for the first time took ~20 ms against ~3 ms in place, measured on a 2-core AMD
+EPYC), so time goes to allocation and memory to bookkeeping. Here the forward pass works in
+place in the buffers the convolutions return, the backward pass calls exactly the convolution
+gradients autograd would (``aten.convolution_backward``) plus a few in-place elementwise passes
+over buffers allocated once per call, and the normalization of the dictionary (weight/‖A‖₂) and
+the rescaling of the code (·‖A‖₂) happen inside the function, so neither copy is kept.
+
+What is saved for the backward pass: the input x and the raw weight (both alive anyway), the
+output (usually also saved by the next BatchNorm), and per step the code z_t and the residual
+r_t = x − A*(z_t) — 2T tensors beyond what a convolution keeps. Everything else (w, the weighted
+residual u, threshold masks, signs, the normalized dictionary) is recomputed elementwise: the
+threshold mask of step t is ``z_{t+1} != 0`` and u, w are functions of r_t. Dropping any of the
+2T tensors costs a convolution (recomputing z_0 = A(x) measured +6% per layer), so the finer
+trade-off is per layer: with ``recompute=True`` only x and the weight are saved and the whole
+layer is re-run in the backward pass (one extra forward of its 2T + 1 convolutions).
+
+Gradients (u_t = c(r_t)·r_t with c(r) = β + (1−β)w(r), w(r) = 1/(2(|r|+ε)), v_t = z_t + η·A(u_t),
+z_{t+1} = T_τ(v_t), τ = λη; g denotes ∂L/∂·):
+
+    g_v  = g_{z_{t+1}} ⊙ 1[z_{t+1} ≠ 0]                    ∂L/∂τ  −= ⟨g_{z_{t+1}}, sign z_{t+1}⟩
+    g_u  = η·A*(g_v)                                        ∂L/∂η  += ⟨A*(g_v), u_t⟩ (+ λ·∂L/∂τ)
+    g_r  = g_u ⊙ ∂u/∂r,  ∂u/∂r = β + (1−β)·2εw²  (exact: d(c·r)/dr, since w − 2w²|r| = 2εw²)
+                         ∂u/∂r = β + (1−β)·w      (detached: w held constant)
+    ∂L/∂β += ⟨g_u, r_t(1 − w)⟩ (both policies: only w is detached, never β)
+    g_{z_t} = g_v − A(g_r),   g_x += g_r,   and g_x += A*(g_{z_0}) for z_0 = A(x);
+
+the weight gradient is the sum of the weight gradients of the 2T + 1 convolutions. The backward
+is first-order only (``once_differentiable``): double backward raises an error; use the
+reference implementation (``DictConv2d(impl="reference")``) when second derivatives are needed.
+
+Precision. Under autocast the convolutions run in the low-precision dtype only where that is
+fast (CUDA, or CPUs whose oneDNN has native bf16/fp16: AVX512-BF16/AMX); everything elementwise
+— the code z_t (small updates η·A(u) added to it would round away in bf16), the residual, w and
+the thresholds — stays in fp32. On CPUs without native bf16 (e.g. AVX2-only AMD Zen 3) PyTorch
+runs bf16 convolutions through a slow fallback (10–60× slower than fp32, measured in
+``edlnet.analysis.layer_bench``), so ``conv_dtype="auto"`` keeps them in fp32 there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from .conv_ops import IntPair, adjoint_output_padding, pair
+from .rista import Number, is_vanilla
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def native_low_precision(device_type: str, dtype: torch.dtype) -> bool:
+    """True when convolutions in ``dtype`` run natively (fast) on devices of this type."""
+    if device_type == "cpu":
+        # oneDNN's own check (AVX512-BF16/AMX for bf16, AVX512-FP16/AMX-FP16 for fp16); without
+        # it PyTorch runs low-precision convolutions through a slow reference path
+        probe = {torch.bfloat16: "_is_mkldnn_bf16_supported",
+                 torch.float16: "_is_mkldnn_fp16_supported"}.get(dtype)
+        try:
+            return probe is not None and bool(getattr(torch.ops.mkldnn, probe)())
+        except (AttributeError, RuntimeError):
+            return False
+    return True
+
+
+def resolve_dtypes(x: torch.Tensor, weight: torch.Tensor,
+                   conv_dtype: torch.dtype | str | None) -> tuple[torch.dtype, torch.dtype]:
+    """(state dtype, convolution dtype). The state (codes, residuals, reweighting) is at least
+    fp32; convolutions follow ``conv_dtype``: ``"auto"`` = the autocast dtype when autocast is
+    on and that dtype is native on this device, else the state dtype; ``None`` = the state
+    dtype; a dtype = that dtype."""
+    state = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), torch.float32)
+    if conv_dtype is None:
+        return state, state
+    if conv_dtype == "auto":
+        dev = x.device.type
+        if torch.is_autocast_enabled(dev):
+            low = torch.get_autocast_dtype(dev)
+            if low in LOW_PRECISION and native_low_precision(dev, low):
+                return state, low
+        return state, state
+    if not isinstance(conv_dtype, torch.dtype):
+        raise ValueError(f"conv_dtype must be 'auto', None or a torch.dtype, got {conv_dtype!r}")
+    return state, conv_dtype
+
+
+@dataclass(frozen=True)
+class _Config:
+    n_steps: int
+    eps: float
+    stride: IntPair
+    padding: IntPair
+    dilation: IntPair
+    groups: int
+    nonneg: bool
+    exact: bool          # w_grad == "exact"
+    vanilla: bool        # β is the constant 1: no reweighting at all
+    recompute: bool
+    state_dtype: torch.dtype
+    conv_dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class _Scalars:
+    """β, λ, η and the dictionary norm as Python numbers: the backward pass is written by hand,
+    so their tensors are only needed to route gradients, not to compute with."""
+    beta: float
+    lam: float
+    step: float
+    norm: float | None
+
+
+def _denominator(r: torch.Tensor, eps: float, out: torch.Tensor) -> torch.Tensor:
+    """|r| + ε written into ``out`` (an existing buffer: fresh large tensors cost page faults)."""
+    return torch.abs(r, out=out).add_(eps)
+
+
+def _u_scale(cfg: _Config, beta: float) -> float:
+    """c in u = c·u′: the weighted residual is handed to the convolution without its constant
+    factor, which is folded into η (one elementwise pass less in each direction)."""
+    if cfg.vanilla:
+        return 1.0
+    return beta if beta != 0.0 else 0.5
+
+
+def _weighted_residual(r: torch.Tensor, den: torch.Tensor, beta: float, out: torch.Tensor) -> torch.Tensor:
+    """u′ = u/c for u = (β + (1−β)w)·r = β·r + (1−β)/2 · r/den, den = |r| + ε, written into
+    ``out`` (which may be ``den`` itself): r + (1−β)/(2β)·r/den, or r/den when β = 0. Forward
+    and backward both use this function, so they see bitwise the same values."""
+    if beta == 0.0:
+        return torch.div(r, den, out=out)
+    return torch.addcdiv(r, r, den, value=(1.0 - beta) / (2.0 * beta), out=out)
+
+
+def _threshold_(v: torch.Tensor, tau: float, nonneg: bool) -> torch.Tensor:
+    """In place: soft thresholding T_τ(v) = sign(v)·max(|v| − τ, 0) (softshrink computes
+    v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``."""
+    if nonneg:
+        return v.sub_(tau).clamp_min_(0.0)
+    return torch._C._nn.softshrink(v, tau, out=v)
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor | None:
+    """A 1-D view over the elements of a dense tensor in memory order, or None."""
+    if t.is_contiguous():
+        return t.view(-1)
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(-1)  # a view for channels_last
+    return None
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """⟨a, b⟩ without a temporary when both tensors share a dense memory layout."""
+    fa, fb = _flat(a), _flat(b)
+    if fa is not None and fb is not None and a.stride() == b.stride():
+        return torch.dot(fa, fb)
+    return (a * b).sum()
+
+
+def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep: bool
+             ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Run the iteration on x (state dtype) with the (normalized) weight wc (conv dtype). Returns
+    the output (z_T, times the norm) and, when ``keep``, the codes z_0..z_{T-1} and residuals
+    r_0..r_{T-1}."""
+    sd, cd = cfg.state_dtype, cfg.conv_dtype
+    z = F.conv2d(x.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups).to(sd)
+    op = adjoint_output_padding(x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride,
+                                cfg.padding, cfg.dilation)
+    tau = sc.lam * sc.step
+    zs: list[torch.Tensor] = []
+    rs: list[torch.Tensor] = []
+    ubuf = None  # one buffer for the weighted residual of every step
+    for _ in range(cfg.n_steps):
+        recon = F.conv_transpose2d(z.to(cd), wc, None, cfg.stride, cfg.padding, op, cfg.groups,
+                                   cfg.dilation)
+        # r = x − A*(z), in the reconstruction's own buffer when it already has the state dtype
+        r = torch.sub(x, recon, out=recon) if recon.dtype == sd else torch.sub(x, recon.to(sd))
+        if cfg.vanilla:
+            u = r
+        else:
+            ubuf = torch.empty_like(r) if ubuf is None else ubuf
+            u = _weighted_residual(r, _denominator(r, cfg.eps, ubuf), sc.beta, ubuf)
+        au = F.conv2d(u.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
+        del u
+        if keep:
+            zs.append(z)
+            rs.append(r)
+        # v = z + η·A(u) = z + η·c·A(u′), in A(u′)'s buffer; thresholded in place it is z_{t+1}
+        alpha = sc.step * _u_scale(cfg, sc.beta)
+        v = torch.add(z, au, alpha=alpha, out=au) if au.dtype == sd else torch.add(z, au.to(sd), alpha=alpha)
+        z = _threshold_(v, tau, cfg.nonneg)
+    if sc.norm is not None:
+        z.mul_(sc.norm)
+    return z, zs, rs
+
+
+def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.Tensor,
+              out: torch.Tensor, zs: Sequence[torch.Tensor], rs: Sequence[torch.Tensor],
+              cfg: _Config, sc: _Scalars, needs: Sequence[bool]) -> tuple[torch.Tensor | None, ...]:
+    """Gradients (x, weight, β, λ, η, norm) from the saved or recomputed trajectory; ``weight``
+    is the raw weight, ``wc`` the dictionary the iteration ran on (weight/norm, conv dtype)."""
+    need_x, need_weight, need_beta, need_lam, need_step, need_norm = needs
+    # the gradient of the dictionary wc: for the weight, and for the norm through weight/norm
+    need_w = need_weight or need_norm
+    sd, cd = cfg.state_dtype, cfg.conv_dtype
+    op = adjoint_output_padding(x.shape[-2:], out.shape[-2:], wc.shape[-2:], cfg.stride,
+                                cfg.padding, cfg.dilation)
+
+    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, transposed: bool, want_input: bool):
+        # The very call autograd makes for F.conv2d / F.conv_transpose2d: input and weight
+        # gradients in one pass, so the backward costs what the convolutions' backward costs.
+        gi, gw, _ = torch.ops.aten.convolution_backward(
+            grad.to(cd), inp.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, transposed,
+            op if transposed else (0, 0), cfg.groups, [want_input, need_w, False])
+        return (gi.to(sd) if gi is not None else None), (gw.to(sd) if gw is not None else None)
+
+    zero = torch.zeros((), dtype=sd, device=g.device)
+    g_beta, g_lam, g_step = zero.clone(), zero.clone(), zero.clone()
+    g_norm = None
+    g_w: torch.Tensor | None = None
+    g_x: torch.Tensor | None = None
+    beta, step, eps = sc.beta, sc.step, cfg.eps
+    if sc.norm is not None:
+        if need_norm:
+            g_norm = _dot(g, out) / sc.norm  # out = norm·z_T
+        gz = g * sc.norm
+    else:
+        gz = g.clone(memory_format=torch.preserve_format)  # owned: masked in place below
+    tau_grad = need_lam or need_step
+    # Buffers reused by every step: the sign of the code, |r| + ε, and u (then r/(|r|+ε)).
+    sbuf = torch.empty_like(out) if tau_grad else None
+    den = None if cfg.vanilla else torch.empty_like(rs[0])
+    ubuf = None if cfg.vanilla else torch.empty_like(rs[0])
+
+    for t in reversed(range(cfg.n_steps)):
+        z_next = out if t == cfg.n_steps - 1 else zs[t + 1]
+        # g_v = g_{z_{t+1}} on the support of z_{t+1} (the threshold's derivative)
+        if tau_grad:
+            s = torch.sign(z_next, out=sbuf)
+            g_tau = -_dot(gz, s)
+            g_lam += step * g_tau
+            g_step += sc.lam * g_tau
+            gz.mul_(s if cfg.nonneg else s.abs_())
+        else:
+            gz.masked_fill_(z_next == 0, 0.0)
+        r = rs[t]
+        if cfg.vanilla:
+            u = r
+        else:  # u exactly as the forward pass computed it
+            u = _weighted_residual(r, _denominator(r, eps, den), beta, ubuf)
+        gi, gw = conv_backward(gz, u, False, True)  # gi = A*(g_v); gw: weight gradient of A(u′)
+        if need_w:
+            c = step * _u_scale(cfg, beta)
+            g_w = gw.mul_(c) if g_w is None else g_w.add_(gw, alpha=c)
+        if need_step or need_beta:
+            a_r = _dot(gi, r)
+            if cfg.vanilla:
+                g_step += a_r
+            else:
+                p = torch.div(r, den, out=ubuf)  # r/(|r|+ε) = 2rw, in u's buffer
+                a_p = _dot(gi, p)
+                g_step += beta * a_r + (1.0 - beta) / 2 * a_p   # ⟨A*(g_v), u⟩
+                g_beta += step * (a_r - 0.5 * a_p)               # ⟨g_u, r(1 − w)⟩
+        del u
+        # g_r = η·(∂u/∂r)⊙A*(g_v), written into gi's buffer:
+        #   exact:    ∂u/∂r = β + (1−β)·ε/(2(|r|+ε)²)
+        #   detached: ∂u/∂r = β + (1−β)/(2(|r|+ε))
+        if cfg.vanilla:
+            if step != 1.0:
+                gi.mul_(step)
+        else:
+            k = (1.0 - beta) * eps / 2 if cfg.exact else (1.0 - beta) / 2
+            if cfg.exact:
+                den.square_()
+            if beta != 0.0:  # η·β·(gi + k/β·gi/den)
+                torch.addcdiv(gi, gi, den, value=k / beta, out=gi).mul_(step * beta)
+            else:
+                torch.div(gi, den, out=gi).mul_(step * k)
+        g_r = gi
+        # r = x − A*(z_t): g_{z_t} = g_v − A(g_r), weight gradient enters with a minus sign
+        ga, gw = conv_backward(g_r, zs[t], True, True)
+        gz.sub_(ga)
+        del ga
+        if need_w:
+            g_w = g_w.sub_(gw) if g_w is not None else gw.neg_()
+        if need_x:
+            g_x = g_r if g_x is None else g_x.add_(g_r)
+        del g_r
+    # z_0 = A(x)
+    if need_x or need_w:
+        gi, gw = conv_backward(gz, x, False, need_x)
+        if need_x:
+            g_x = gi if g_x is None else g_x.add_(gi)
+        if need_w:
+            g_w = gw if g_w is None else g_w.add_(gw)
+    if sc.norm is not None and g_w is not None:
+        # wc = weight/norm: ∂L/∂weight = g_w/norm, and norm also enters as −⟨g_w, weight⟩/norm²
+        if need_norm:
+            g_norm = g_norm - _dot(g_w, weight.to(sd)) / sc.norm ** 2
+        g_w = g_w.div_(sc.norm)
+    return (g_x, g_w if need_weight else None, g_beta if need_beta else None,
+            g_lam if need_lam else None, g_step if need_step else None, g_norm)
+
+
+def _dictionary(weight: torch.Tensor, cfg: _Config, sc: _Scalars) -> torch.Tensor:
+    """The dictionary the iteration runs on, weight/norm in the convolution dtype; recomputed in
+    the backward pass rather than saved (it is as large as the weight)."""
+    w = weight.to(cfg.state_dtype)
+    if sc.norm is not None:
+        w = w / sc.norm
+    return w.to(cfg.conv_dtype)
+
+
+class _RistaFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config, sc: _Scalars):  # noqa: ANN001
+        dev = x.device.type
+        with torch.autocast(dev, enabled=False):
+            xs = x.to(cfg.state_dtype)
+            wc = _dictionary(weight, cfg, sc)
+            out, zs, rs = _forward(xs, wc, cfg, sc, keep=not cfg.recompute)
+        ctx.cfg, ctx.sc = cfg, sc
+        if cfg.recompute:
+            ctx.save_for_backward(x, weight)
+        else:
+            ctx.save_for_backward(x, weight, out, *zs, *rs)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):  # noqa: ANN001
+        cfg, sc = ctx.cfg, ctx.sc
+        saved = ctx.saved_tensors
+        x, weight = saved[0], saved[1]
+        dev = x.device.type
+        with torch.autocast(dev, enabled=False):
+            xs = x.to(cfg.state_dtype)
+            wc = _dictionary(weight, cfg, sc)
+            if cfg.recompute:
+                out, zs, rs = _forward(xs, wc, cfg, sc, keep=True)
+            else:
+                t = cfg.n_steps
+                out, zs, rs = saved[2], saved[3:3 + t], saved[3 + t:3 + 2 * t]
+            grads = _backward(g.to(cfg.state_dtype), xs, weight, wc, out, zs, rs, cfg, sc,
+                              ctx.needs_input_grad[:6])
+        g_x, g_w, g_beta, g_lam, g_step, g_norm = grads
+        if g_x is not None:
+            g_x = g_x.to(x.dtype)
+        if g_w is not None:
+            g_w = g_w.to(weight.dtype)
+        return g_x, g_w, g_beta, g_lam, g_step, g_norm, None, None
+
+
+def _scalar(v: Number, name: str) -> tuple[float, torch.Tensor | None]:
+    if isinstance(v, torch.Tensor):
+        if v.numel() != 1:
+            raise ValueError(f"{name} must be a number or a one-element tensor, got shape {tuple(v.shape)}")
+        return float(v.detach()), (v if v.requires_grad else None)
+    return float(v), None
+
+
+def rista_fast(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta: Number = 1.0,
+               lam: Number = 0.1, step: Number = 1.0, eps: float = 0.01,
+               stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+               dilation: int | Sequence[int] = 1, groups: int = 1, nonneg: bool = False,
+               w_grad: str = "exact", norm: Number | None = None, recompute: bool = False,
+               conv_dtype: torch.dtype | str | None = "auto") -> torch.Tensor:
+    """Unrolled RISTA with a hand-written backward pass.
+
+    Same arguments and result as :func:`~edlnet.layers.rista.rista` (without ``return_terms``),
+    plus:
+
+    * ``norm``: run RISTA on the dictionary ``weight / norm`` and return ``norm · z_T`` (what
+      ``DictConv2d`` does with ‖A‖₂). Folding both into the function means neither the
+      normalized weight nor the unscaled code is kept for the backward pass; ``norm`` may be a
+      tensor that requires grad. ``None``: the dictionary is ``weight``, the result z_T.
+    * ``recompute``: save only x and the weight, re-run the layer in the backward pass.
+    * ``conv_dtype``: see :func:`resolve_dtypes`.
+
+    First-order gradients only (double backward raises an error).
+    """
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    vanilla = is_vanilla(beta)
+    if eps <= 0 and not vanilla:
+        raise ValueError(f"eps must be > 0 when beta < 1 (w = 1/(2(|r|+eps))), got {eps}")
+    if w_grad not in ("exact", "detached"):
+        raise ValueError(f"w_grad must be 'exact' or 'detached', got {w_grad!r}")
+    geom = dict(stride=pair(stride), padding=pair(padding), dilation=pair(dilation), groups=groups)
+    if n_steps == 0:  # the convolution (with weight/norm, rescaled by norm: the same thing)
+        return F.conv2d(x, weight, None, geom["stride"], geom["padding"], geom["dilation"], groups)
+    beta_f, beta_t = _scalar(beta, "beta")
+    lam_f, lam_t = _scalar(lam, "lam")
+    step_f, step_t = _scalar(step, "step")
+    norm_f, norm_t = _scalar(norm, "norm") if norm is not None else (None, None)
+    if lam_f * step_f < 0:
+        raise ValueError(f"the threshold lam*step must be >= 0, got lam={lam_f}, step={step_f}")
+    if norm_f is not None and not norm_f > 0:
+        raise ValueError(f"norm must be > 0, got {norm_f}")
+    state, conv = resolve_dtypes(x, weight, conv_dtype)
+    cfg = _Config(n_steps=int(n_steps), eps=float(eps), nonneg=bool(nonneg),
+                  exact=w_grad == "exact", vanilla=vanilla, recompute=bool(recompute),
+                  state_dtype=state, conv_dtype=conv, **geom)
+    sc = _Scalars(beta=beta_f, lam=lam_f, step=step_f, norm=norm_f)
+    return _RistaFunction.apply(x, weight, beta_t, lam_t, step_t, norm_t, cfg, sc)
