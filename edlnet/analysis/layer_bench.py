@@ -42,6 +42,7 @@ import contextlib
 import itertools
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -492,18 +493,27 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
                    "(saved_tensors_hooks), parameters excluded."),
     }
     t0 = time.time()
+
+    def section(name: str, fn: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        # a line per section on stderr: the default run takes several minutes on a CPU
+        start = time.time()
+        print(f"bench --layers: {name} ...", file=sys.stderr, flush=True)
+        rows = fn()
+        print(f"bench --layers: {name} done in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+        return rows
+
     layers = []
-    for section, precision in (("layers", "fp32"), ("layers_bf16", "bf16")):
-        if section in opt["sections"] and precision in opt["precision"]:
-            layers += bench_layers(opt, precision)
+    for name, precision in (("layers", "fp32"), ("layers_bf16", "bf16")):
+        if name in opt["sections"] and precision in opt["precision"]:
+            layers += section(name, lambda: bench_layers(opt, precision))
     if layers:
         result["layers"] = layers
     if "networks" in opt["sections"] and "fp32" in opt["precision"]:
-        result["networks"] = bench_networks(opt)
+        result["networks"] = section("networks", lambda: bench_networks(opt))
     if "networks_bf16" in opt["sections"] and "bf16" in opt["precision"]:
-        result["networks_bf16"] = bench_networks_bf16(opt)
+        result["networks_bf16"] = section("networks_bf16", lambda: bench_networks_bf16(opt))
     if "compile" in opt["sections"]:
-        result["compile"] = bench_compile(opt)
+        result["compile"] = section("compile", lambda: bench_compile(opt))
     result["wall_s"] = time.time() - t0
     write_json(out / "layer_bench.json", result)
     md = markdown(result)
