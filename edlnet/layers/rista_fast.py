@@ -170,34 +170,44 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep: bool
              ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Run the iteration on x (state dtype) with the (normalized) weight wc (conv dtype). Returns
-    the output (z_T, times the norm) and, when ``keep``, the codes z_0..z_{T-1} and residuals
-    r_0..r_{T-1}."""
+    the output (z_T, times the norm) and, when ``keep``, the codes z_0..z_{T-1} (in the
+    convolution dtype: the backward pass needs them only as convolution inputs and for their
+    support and sign, which a cast to bf16 keeps) and the residuals r_0..r_{T-1} (state dtype).
+
+    With low-precision convolutions every mixed-dtype step (x − A*(z), z + η·A(u)) is one
+    elementwise pass that reads the bf16 result directly, and u is written straight into a
+    bf16 buffer, so no separate cast pass or fp32 copy of a convolution result is made."""
     sd, cd = cfg.state_dtype, cfg.conv_dtype
+    low = cd != sd
     z = F.conv2d(x.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups).to(sd)
     op = adjoint_output_padding(x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride,
                                 cfg.padding, cfg.dilation)
     tau = sc.lam * sc.step
     zs: list[torch.Tensor] = []
     rs: list[torch.Tensor] = []
-    ubuf = None  # one buffer for the weighted residual of every step
+    den = ubuf = None  # buffers for |r| + ε and the weighted residual, reused by every step
     for _ in range(cfg.n_steps):
-        recon = F.conv_transpose2d(z.to(cd), wc, None, cfg.stride, cfg.padding, op, cfg.groups,
+        zc = z.to(cd)
+        recon = F.conv_transpose2d(zc, wc, None, cfg.stride, cfg.padding, op, cfg.groups,
                                    cfg.dilation)
-        # r = x − A*(z), in the reconstruction's own buffer when it already has the state dtype
-        r = torch.sub(x, recon, out=recon) if recon.dtype == sd else torch.sub(x, recon.to(sd))
+        # r = x − A*(z), in the reconstruction's own buffer when it has the state dtype
+        r = torch.sub(x, recon) if low else torch.sub(x, recon, out=recon)
         if cfg.vanilla:
-            u = r
+            u = r.to(cd)
         else:
-            ubuf = torch.empty_like(r) if ubuf is None else ubuf
-            u = _weighted_residual(r, _denominator(r, cfg.eps, ubuf), sc.beta, ubuf)
-        au = F.conv2d(u.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
+            if ubuf is None:
+                ubuf = torch.empty_like(r, dtype=cd)
+                den = torch.empty_like(r) if low else ubuf  # fp32: u overwrites |r| + ε in place
+            u = _weighted_residual(r, _denominator(r, cfg.eps, den), sc.beta, ubuf)
+        au = F.conv2d(u, wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
         del u
         if keep:
-            zs.append(z)
+            zs.append(zc)
             rs.append(r)
+        del zc
         # v = z + η·A(u) = z + η·c·A(u′), in A(u′)'s buffer; thresholded in place it is z_{t+1}
         alpha = sc.step * _u_scale(cfg, sc.beta)
-        v = torch.add(z, au, alpha=alpha, out=au) if au.dtype == sd else torch.add(z, au.to(sd), alpha=alpha)
+        v = torch.add(z, au, alpha=alpha) if low else torch.add(z, au, alpha=alpha, out=au)
         z = _threshold_(v, tau, cfg.nonneg)
     if sc.norm is not None:
         z.mul_(sc.norm)
@@ -216,13 +226,17 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
     op = adjoint_output_padding(x.shape[-2:], out.shape[-2:], wc.shape[-2:], cfg.stride,
                                 cfg.padding, cfg.dilation)
 
-    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, transposed: bool, want_input: bool):
+    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, transposed: bool, want_input: bool,
+                      cast_input: bool = True):
         # The very call autograd makes for F.conv2d / F.conv_transpose2d: input and weight
         # gradients in one pass, so the backward costs what the convolutions' backward costs.
+        # With cast_input=False the input gradient is returned in the convolution dtype.
         gi, gw, _ = torch.ops.aten.convolution_backward(
             grad.to(cd), inp.to(cd), wc, None, cfg.stride, cfg.padding, cfg.dilation, transposed,
             op if transposed else (0, 0), cfg.groups, [want_input, need_w, False])
-        return (gi.to(sd) if gi is not None else None), (gw.to(sd) if gw is not None else None)
+        if gi is not None and cast_input:
+            gi = gi.to(sd)
+        return gi, (gw.to(sd) if gw is not None else None)
 
     zero = torch.zeros((), dtype=sd, device=g.device)
     g_beta, g_lam, g_step = zero.clone(), zero.clone(), zero.clone()
@@ -240,13 +254,17 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
     # Buffers reused by every step: the sign of the code, |r| + ε, and u (then r/(|r|+ε)).
     sbuf = torch.empty_like(out) if tau_grad else None
     den = None if cfg.vanilla else torch.empty_like(rs[0])
-    ubuf = None if cfg.vanilla else torch.empty_like(rs[0])
+    ubuf = None if cfg.vanilla else torch.empty_like(rs[0], dtype=cd)  # u as the forward wrote it
+    pbuf = None  # r/(|r|+ε): in u's buffer once u has been used, unless u is low precision
+    if not cfg.vanilla and (need_step or need_beta):
+        pbuf = torch.empty_like(rs[0]) if ubuf.dtype != sd else ubuf
 
     for t in reversed(range(cfg.n_steps)):
         z_next = out if t == cfg.n_steps - 1 else zs[t + 1]
         # g_v = g_{z_{t+1}} on the support of z_{t+1} (the threshold's derivative)
         if tau_grad:
-            s = torch.sign(z_next, out=sbuf)
+            # (saved codes may be bf16: their sign goes into the fp32 buffer by a copy)
+            s = torch.sign(z_next, out=sbuf) if z_next.dtype == sbuf.dtype else sbuf.copy_(z_next).sign_()
             g_tau = -_dot(gz, s)
             g_lam += step * g_tau
             g_step += sc.lam * g_tau
@@ -256,7 +274,7 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
         r = rs[t]
         if cfg.vanilla:
             u = r
-        else:  # u exactly as the forward pass computed it
+        else:  # u exactly as the forward pass computed it (same function, same dtype)
             u = _weighted_residual(r, _denominator(r, eps, den), beta, ubuf)
         gi, gw = conv_backward(gz, u, False, True)  # gi = A*(g_v); gw: weight gradient of A(u′)
         if need_w:
@@ -267,7 +285,7 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
             if cfg.vanilla:
                 g_step += a_r
             else:
-                p = torch.div(r, den, out=ubuf)  # r/(|r|+ε) = 2rw, in u's buffer
+                p = torch.div(r, den, out=pbuf)  # r/(|r|+ε) = 2rw
                 a_p = _dot(gi, p)
                 g_step += beta * a_r + (1.0 - beta) / 2 * a_p   # ⟨A*(g_v), u⟩
                 g_beta += step * (a_r - 0.5 * a_p)               # ⟨g_u, r(1 − w)⟩
@@ -288,8 +306,8 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
                 torch.div(gi, den, out=gi).mul_(step * k)
         g_r = gi
         # r = x − A*(z_t): g_{z_t} = g_v − A(g_r), weight gradient enters with a minus sign
-        ga, gw = conv_backward(g_r, zs[t], True, True)
-        gz.sub_(ga)
+        ga, gw = conv_backward(g_r, zs[t], True, True, cast_input=False)
+        gz.sub_(ga)  # ga may be bf16: subtracted in the same pass that reads it
         del ga
         if need_w:
             g_w = g_w.sub_(gw) if g_w is not None else gw.neg_()
