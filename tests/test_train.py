@@ -145,3 +145,23 @@ def test_training_adversary_stays_in_budget_and_raises_loss(norm, eps):
     assert (size <= eps + 1e-6).all() and x_adv.min() >= 0 and x_adv.max() <= 1
     with torch.no_grad():
         assert loss(model(x_adv)) > loss(model(x))
+
+
+def test_compile_option_trains_like_eager(tmp_path):
+    """``compile: <backend>`` runs the model through torch.compile (the "eager" backend here: it
+    exercises Dynamo's capture of the dictionary layers without a C++ build) and ends with the
+    weights of an uncompiled run; a bad value is a config error."""
+    runs = {}
+    for name, compile_opt in (("plain", False), ("compiled", "eager")):
+        cfg = tiny_cfg(tmp_path / name, epochs=2, switch_to_elastic_epoch=1, compile=compile_opt,
+                       val_size=0)
+        trainer = Trainer(cfg, progress=False)
+        runs[name] = trainer.fit()
+        if compile_opt:
+            assert isinstance(trainer.ddp, torch._dynamo.eval_frame.OptimizedModule)
+    a = edlnet.load(runs["plain"] / "checkpoints" / "last").state_dict()
+    b = edlnet.load(runs["compiled"] / "checkpoints" / "last").state_dict()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+    with pytest.raises(ConfigError, match="compile"):
+        load_config(None, ["compile=7"])

@@ -80,7 +80,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; eval is always fp32)
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False         # torch.compile the model: true (inductor) or a backend name
     threads: int | None = None          # torch.set_num_threads on CPU
     out_dir: str = "runs"
     name: str | None = None             # run folder name (default: derived from the config)
@@ -139,6 +139,9 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
             Fraction(str(getattr(cfg, key)))
     except (ValueError, ZeroDivisionError):
         raise ConfigError(f"{origin}: {key}={getattr(cfg, key)!r} is not a number or fraction like 8/255") from None
+    if not (isinstance(cfg.compile, bool) or (isinstance(cfg.compile, str) and cfg.compile)):
+        raise ConfigError(f"{origin}: compile must be true, false or a torch.compile backend name "
+                          f"(inductor, aot_eager, eager), got {cfg.compile!r}")
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ConfigError(f"{origin}: batch_size and epochs must be >= 1")
     if cfg.objective == "hat" and not cfg.hat_std_model:

@@ -163,13 +163,19 @@ class Trainer:
         return model.eval()
 
     def _wrap(self) -> nn.Module:
-        """The module to run forward on: DDP around the model when distributed. Re-created at
-        the two-stage switch, since DDP fixes its set of trainable parameters when built."""
-        if not self.info.enabled:
-            return self.model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(self.model, device_ids=ids)
+        """The module to run forward on: DDP around the model when distributed, then
+        ``torch.compile`` when configured. Re-created at the two-stage switch, since DDP fixes
+        its set of trainable parameters when built (and the layers' mode changes the graph).
+        Checkpoints always hold ``self.model``, the plain module."""
+        module = self.model
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DDP(self.model, device_ids=ids)
+        if self.cfg.compile:
+            backend = "inductor" if self.cfg.compile is True else self.cfg.compile
+            module = torch.compile(module, backend=backend)
+        return module
 
     def _start(self, resume: Path | None) -> None:
         if resume is not None:
