@@ -59,23 +59,33 @@ class BenchSettings:
             raise ValueError(f"unknown dictionary mode(s) {bad}; use vanilla, robust, elastic")
 
 
+def time_round_robin(cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
+                     device: torch.device = torch.device("cpu")) -> dict[str, dict[str, float]]:
+    """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
+    drifts during the run hits every case alike); seconds per call (median, minimum, count)."""
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
+
+
 def median_seconds(fn: Callable[[], None], repeats: int, warmup: int,
                    device: torch.device) -> float:
     """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time_round_robin({"fn": fn}, repeats, warmup, device)["fn"]["median_s"]
 
 
-def _autocast(precision: str, device: torch.device):
+def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A factory of the autocast context of ``precision`` ("fp32" or "bf16") on ``device``."""
     if precision == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
@@ -84,7 +94,7 @@ def _autocast(precision: str, device: torch.device):
 def bench_one(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: BenchSettings,
               device: torch.device) -> dict[str, Any]:
     """Forward and forward+backward medians and peak memory of one model."""
-    cast = _autocast(s.precision, device)
+    cast = autocast_for(s.precision, device)
 
     def forward() -> None:
         with torch.no_grad(), cast():

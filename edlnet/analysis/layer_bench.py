@@ -38,10 +38,8 @@ use ``--bf16-batch`` and at most ``SLOW_BF16_REPEATS`` repeats to stay short.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,6 +47,9 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+
+from .bench import autocast_for, time_round_robin
+from .tables import markdown_grid
 
 SHAPES = ((64, 32), (256, 8))  # (channels, spatial size): CIFAR ResNet stages 1 and 3
 SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "compile")
@@ -135,25 +136,6 @@ def bf16_native(device: torch.device) -> bool:
 
 
 # -- measurement -------------------------------------------------------------------------------
-def time_round_robin(cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-                     device: torch.device = torch.device("cpu")) -> dict[str, dict[str, float]]:
-    """Run each case ``warmup`` times, then all cases in turn ``repeats`` times; seconds per
-    call (median, minimum)."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    for fn in cases.values():
-        for _ in range(warmup):
-            fn()
-    sync()
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
-
-
 def saved_bytes(fn: Callable[[], Any], exclude: set[int] = frozenset()) -> tuple[int, Any]:
     """Bytes of distinct storages autograd saves for backward while running ``fn``; returns
     (bytes, fn's result). Storages whose data pointer is in ``exclude`` (parameters) are skipped."""
@@ -177,17 +159,11 @@ def _load() -> float | None:
         return None
 
 
-def _autocast(precision: str, device: torch.device):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # -- layer sections ----------------------------------------------------------------------------
 def _floor_case(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor, n_steps: int, precision: str):
     """2T + 1 chained convolutions (A, then A*, A per step) forward and backward."""
     def step():
-        with _autocast(precision, x.device):
+        with autocast_for(precision, x.device)():
             z = F.conv2d(x, w, None, 1, 1)
             for _ in range(n_steps):
                 z = F.conv2d(F.conv_transpose2d(z, w, None, 1, 1), w, None, 1, 1)
@@ -198,7 +174,7 @@ def _floor_case(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor, n_steps: int,
 
 def _layer_case(layer: torch.nn.Module, x: torch.Tensor, g: torch.Tensor, precision: str):
     def step():
-        with _autocast(precision, x.device):
+        with autocast_for(precision, x.device)():
             y = layer(x)
         y.backward(g)
         x.grad = None
@@ -255,7 +231,7 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
                        repeats=t["n"], ratio_to_floor=t["median_s"] / floor,
                        load_before=load0, load_after=load1)
             if name in layers:
-                with _autocast(precision, dev):
+                with autocast_for(precision, dev)():
                     nbytes, _ = saved_bytes(lambda: layers[name](x),
                                             {p.data_ptr() for p in layers[name].parameters()})
                 row["saved_mb"] = nbytes / 2 ** 20
@@ -267,7 +243,7 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
 # -- network sections --------------------------------------------------------------------------
 def _net_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
     def step():
-        with _autocast(precision, x.device):
+        with autocast_for(precision, x.device)():
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         model.zero_grad(set_to_none=True)
@@ -411,6 +387,11 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _grid(title: str, columns: list[str], rows: list[list[str]], intro: str | None = None) -> list[str]:
+    """One section of the Markdown report: heading, optional explanation, table."""
+    return [f"## {title}", "", *([intro, ""] if intro else []), markdown_grid(columns, rows), ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = ["# Dictionary layers against the convolution floor", "",
@@ -418,45 +399,37 @@ def markdown(result: dict[str, Any]) -> str:
              f"threads, CPU capability {result['cpu_capability']}, native bf16 convolutions: "
              f"{result['bf16_native']}, THP_MEM_ALLOC_ENABLE={result['THP_MEM_ALLOC_ENABLE']}, "
              f"commit {env.get('git_commit')}.", ""]
+    load = lambda r: f"{r['load_before']}→{r['load_after']}"  # noqa: E731
     if result.get("layers"):
-        lines += ["## One layer, forward+backward", "",
-                  "Median seconds; × floor is the ratio to the floor of the same shape, precision, "
-                  "memory format and batch (for a floor_fp32 row: fp32 time / bf16 time); load = "
-                  "1-minute load average before→after the block.", "",
-                  "| shape | batch | precision | format | variant | time (s) | × floor | saved (MB) | load |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in result["layers"]:
-            lines.append(f"| {r['channels']}→{r['channels']} @ {r['size']}×{r['size']} | {r['batch']} | "
-                         f"{r['precision']} | {r['memory_format']} | {r['variant']} | {_fmt(r['time_s'])} | "
-                         f"{_fmt(r['ratio_to_floor'], 2)} | {_fmt(r.get('saved_mb'), 1)} | "
-                         f"{r['load_before']}→{r['load_after']} |")
-        lines.append("")
+        lines += _grid(
+            "One layer, forward+backward",
+            ["shape", "batch", "precision", "format", "variant", "time (s)", "× floor", "saved (MB)", "load"],
+            [[f"{r['channels']}→{r['channels']} @ {r['size']}×{r['size']}", str(r["batch"]), r["precision"],
+              r["memory_format"], r["variant"], _fmt(r["time_s"]), _fmt(r["ratio_to_floor"], 2),
+              _fmt(r.get("saved_mb"), 1), load(r)] for r in result["layers"]],
+            "Median seconds; × floor is the ratio to the floor of the same shape, precision, memory "
+            "format and batch (for a floor_fp32 row: fp32 time / bf16 time); load = 1-minute load "
+            "average before→after the block.")
     if result.get("networks"):
-        lines += ["## One training step (fp32)", "",
-                  "| network | width | batch | time (s) | × ResNet-18 | peak (MB) | × ResNet-18 | saved (MB) | × ResNet-18 | load |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in result["networks"]:
-            lines.append(f"| {r['network']} | {r['width']} | {r['batch']} | {_fmt(r['time_s'], 2)} | "
-                         f"{_fmt(r['time_vs_resnet18'], 2)} | {_fmt(r['peak_mb'], 0)} | "
-                         f"{_fmt(r['peak_vs_resnet18'], 2)} | {_fmt(r['saved_mb'], 0)} | "
-                         f"{_fmt(r['saved_vs_resnet18'], 2)} | {r['load_before']}→{r['load_after']} |")
-        lines.append("")
+        lines += _grid(
+            "One training step (fp32)",
+            ["network", "width", "batch", "time (s)", "× ResNet-18", "peak (MB)", "× ResNet-18",
+             "saved (MB)", "× ResNet-18", "load"],
+            [[r["network"], str(r["width"]), str(r["batch"]), _fmt(r["time_s"], 2),
+              _fmt(r["time_vs_resnet18"], 2), _fmt(r["peak_mb"], 0), _fmt(r["peak_vs_resnet18"], 2),
+              _fmt(r["saved_mb"], 0), _fmt(r["saved_vs_resnet18"], 2), load(r)] for r in result["networks"]])
     if result.get("networks_bf16"):
-        lines += ["## bf16 autocast against fp32, one training step", "",
-                  "| network | width | batch | precision | format | time (s) | speed-up vs fp32 contiguous |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in result["networks_bf16"]:
-            lines.append(f"| {r['network']} | {r['width']} | {r['batch']} | {r['precision']} | "
-                         f"{r['memory_format']} | {_fmt(r['time_s'], 2)} | {_fmt(r['speedup_vs_fp32'], 2)} |")
-        lines.append("")
+        lines += _grid(
+            "bf16 autocast against fp32, one training step",
+            ["network", "width", "batch", "precision", "format", "time (s)", "speed-up vs fp32 contiguous"],
+            [[r["network"], str(r["width"]), str(r["batch"]), r["precision"], r["memory_format"],
+              _fmt(r["time_s"], 2), _fmt(r["speedup_vs_fp32"], 2)] for r in result["networks_bf16"]])
     if result.get("compile"):
-        lines += ["## torch.compile, one 64→64 layer at 32×32 (fp32)", "",
-                  "| variant | batch | time (s) | × floor | compile (s) | status |", "|---|---|---|---|---|---|"]
-        for r in result["compile"]:
-            lines.append(f"| {r['variant']} | {r['batch']} | {_fmt(r.get('time_s'))} | "
-                         f"{_fmt(r.get('ratio_to_floor'), 2)} | {_fmt(r.get('compile_s'), 0)} | "
-                         f"{r.get('status', '')} |")
-        lines.append("")
+        lines += _grid(
+            "torch.compile, one 64→64 layer at 32×32 (fp32)",
+            ["variant", "batch", "time (s)", "× floor", "compile (s)", "status"],
+            [[r["variant"], str(r["batch"]), _fmt(r.get("time_s")), _fmt(r.get("ratio_to_floor"), 2),
+              _fmt(r.get("compile_s"), 0), r.get("status", "")] for r in result["compile"]])
     lines += ["Method: " + result["method"], ""]
     return "\n".join(lines)
 

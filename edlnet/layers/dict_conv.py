@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_ops import pair
-from .power_iteration import initial_vector, operator_norm, power_iterate
+from .power_iteration import operator_norm, refresh_vector
 from .rista import RistaTerms, rista
 from .rista_fast import rista_fast
 
@@ -59,8 +59,6 @@ DEFAULT_STEP: float | str = "majorize"
 STEP_RULES = ("auto", "majorize")
 IMPLS = ("fast", "reference")
 RECOMPUTE_MACS = 256
-WARM_POWER_ITERS = 2
-COLD_POWER_ITERS = 200
 
 
 def _logit(p: float) -> float:
@@ -223,18 +221,10 @@ class DictConv2d(nn.Module):
         if not self.training and self._norm_known:
             return self.dict_norm
         geom = self._geometry()
-        shape = (1, x.shape[1], *x.shape[-2:])
-        # Outside autocast: the singular vector must stay fp32 (a bf16 vector cached by an
-        # autocast step would break the next fp32 step), and σ scales every code of the layer.
-        with torch.autocast(x.device.type, enabled=False):
-            v = self._power_vector
-            if v is None or tuple(v.shape) != shape or v.device != x.device:
-                v = power_iterate(self.weight, initial_vector(shape, x), geom, COLD_POWER_ITERS, 1e-6)
-            else:
-                v = power_iterate(self.weight, v, geom, WARM_POWER_ITERS)
-            self._power_vector = v
-            weight = self.weight if self.training else self.weight.detach()
-            sigma = operator_norm(weight, v, geom)
+        v = refresh_vector(self.weight, self._power_vector, (1, x.shape[1], *x.shape[-2:]), x, geom)
+        self._power_vector = v
+        weight = self.weight if self.training else self.weight.detach()
+        sigma = operator_norm(weight, v, geom)
         with torch.no_grad():
             self.dict_norm.copy_(sigma.detach())
         self._norm_known = True

@@ -4,7 +4,9 @@ The norm sets the ISTA step (η = 1/L with L = ‖A‖²) and, by default, norma
 SDNet re-runs up to 50 iterations before every batch; here the singular vector is cached and
 warm-started, so a training step costs a couple of batch-1 convolutions, and the returned σ is
 differentiable in the weight (σ = ‖A v‖ with v fixed, the exact derivative at convergence — the
-same construction as ``torch.nn.utils.spectral_norm``).
+same construction as ``torch.nn.utils.spectral_norm``). Everything here runs in fp32 with
+autocast off: the cached vector must not turn bf16 in an autocast step, and σ scales every code
+of its layer.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import torch
 from .conv_ops import dict_adjoint, dict_apply
 
 Geometry = dict
+WARM_POWER_ITERS = 2     # per training step, from the cached vector
+COLD_POWER_ITERS = 200   # from the start vector, until the estimate settles (tol 1e-6)
 
 
 def initial_vector(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
@@ -32,18 +36,29 @@ def power_iterate(weight: torch.Tensor, v: torch.Tensor, geom: Geometry, n_iter:
     w = weight.detach().float()
     size = v.shape[-2:]
     prev = None
-    for _ in range(n_iter):
-        u = dict_apply(v, w, **geom)
-        sigma = u.norm()
-        v = dict_adjoint(u, w, size, **geom)
-        v = v / v.norm().clamp_min(1e-30)
-        if prev is not None and tol > 0 and abs(float(sigma) - prev) <= tol * abs(float(sigma)):
-            break
-        prev = float(sigma)
+    with torch.autocast(v.device.type, enabled=False):
+        for _ in range(n_iter):
+            u = dict_apply(v, w, **geom)
+            sigma = u.norm()
+            v = dict_adjoint(u, w, size, **geom)
+            v = v / v.norm().clamp_min(1e-30)
+            if prev is not None and tol > 0 and abs(float(sigma) - prev) <= tol * abs(float(sigma)):
+                break
+            prev = float(sigma)
     return v
+
+
+def refresh_vector(weight: torch.Tensor, cached: torch.Tensor | None, shape: Sequence[int],
+                   like: torch.Tensor, geom: Geometry) -> torch.Tensor:
+    """The singular vector for inputs of ``shape`` (batch 1): ``WARM_POWER_ITERS`` iterations
+    from ``cached`` when it fits, else a cold start run to convergence."""
+    if cached is None or tuple(cached.shape) != tuple(shape) or cached.device != like.device:
+        return power_iterate(weight, initial_vector(shape, like), geom, COLD_POWER_ITERS, 1e-6)
+    return power_iterate(weight, cached, geom, WARM_POWER_ITERS)
 
 
 def operator_norm(weight: torch.Tensor, v: torch.Tensor, geom: Geometry) -> torch.Tensor:
     """σ = ‖A v‖ for the (detached) unit vector v: equal to ‖A‖₂ when v has converged, and
     differentiable in ``weight`` with autograd."""
-    return dict_apply(v.to(weight.dtype), weight, **geom).norm()
+    with torch.autocast(v.device.type, enabled=False):
+        return dict_apply(v.to(weight.dtype), weight, **geom).norm()

@@ -46,8 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_ops import dict_adjoint, dict_apply, pair
-from .dict_conv import COLD_POWER_ITERS, WARM_POWER_ITERS
-from .power_iteration import initial_vector, operator_norm, power_iterate
+from .power_iteration import operator_norm, refresh_vector
 from .thresholds import threshold
 
 IntPair = tuple[int, int]
@@ -432,12 +431,7 @@ class PursuitLayer(nn.Module):
         if not self.training and self._norm_known:
             return self.dict_norm.clone()
         geom = self._geometry()
-        shape = (1, v.shape[1], *v.shape[-2:])
-        p = self._power_vector
-        if p is None or tuple(p.shape) != shape or p.device != v.device:
-            p = power_iterate(self.weight, initial_vector(shape, v), geom, COLD_POWER_ITERS, 1e-6)
-        else:
-            p = power_iterate(self.weight, p, geom, WARM_POWER_ITERS)
+        p = refresh_vector(self.weight, self._power_vector, (1, v.shape[1], *v.shape[-2:]), v, geom)
         self._power_vector = p
         with torch.no_grad():
             self.dict_norm.copy_(operator_norm(self.weight.detach(), p, geom))
