@@ -32,7 +32,7 @@ the backward pass at the end of the forward pass (``torch.autograd.graph.saved_t
 parameters excluded).
 
 On CPUs whose oneDNN lacks native bf16 (no AVX512-BF16/AMX, e.g. AVX2-only AMD Zen 3) PyTorch runs
-bf16 convolutions through a slow fallback (tens of times slower than fp32); the bf16 sections then
+bf16 convolutions through a slow fallback (many times slower than fp32); the bf16 sections then
 use ``--bf16-batch`` and at most ``SLOW_BF16_REPEATS`` repeats to stay short.
 """
 from __future__ import annotations

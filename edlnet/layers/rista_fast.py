@@ -41,8 +41,8 @@ Precision. Under autocast the convolutions run in the low-precision dtype only w
 fast (CUDA, or CPUs whose oneDNN has native bf16/fp16: AVX512-BF16/AMX); everything elementwise
 — the code z_t (small updates η·A(u) added to it would round away in bf16), the residual, w and
 the thresholds — stays in fp32. On CPUs without native bf16 (e.g. AVX2-only AMD Zen 3) PyTorch
-runs bf16 convolutions through a slow fallback (10–60× slower than fp32, measured in
-``edlnet.analysis.layer_bench``), so ``conv_dtype="auto"`` keeps them in fp32 there.
+runs bf16 convolutions through a slow fallback, many times slower than fp32 (``edlnet bench
+--layers`` shows it on such a machine), so ``conv_dtype="auto"`` keeps them in fp32 there.
 """
 from __future__ import annotations
 
