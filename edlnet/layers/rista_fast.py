@@ -172,8 +172,9 @@ class _Scratch:
 
     On the CPU an elementwise op that mixes bf16 and fp32 runs unvectorized, and a fresh large
     tensor costs page faults: for 8M elements (64 channels × 32×32 × batch 128), fp32 − bf16 took
-    15–25 ms and a cast to a new tensor 5–11 ms, against 1.2–1.4 ms for a cast into an existing
-    buffer followed by a 1.9 ms same-dtype op (measured on the 2-core AMD EPYC). So every
+    14–25 ms and a bf16 → fp32 cast into a new tensor 12 ms, against 1.1–1.4 ms for a cast into
+    an existing buffer followed by a ~1.9 ms same-dtype op (benchmarks/mixed_dtype_ops.py, results
+    in benchmarks/results/mixed_dtype_ops.md, on the 2-core AMD EPYC). So every
     conversion copies into a buffer kept per ``slot``; the caller is done with a slot's previous
     content before it reuses the slot. When no conversion is needed the tensor itself comes
     back."""
