@@ -6,6 +6,8 @@ Quick tour::
     model = edlnet.create_model("resnet18", dl="vanilla", width=16)   # an EDLNet-18
     edlnet.set_mode(model, "elastic")                                  # two-stage switch
     edlnet.save(model, "ckpt"); model = edlnet.load("ckpt")
+    record = edlnet.evaluate(model, x, y, suite="quick")               # attacks + masking checks
+    record = edlnet.benchmark(model)                                   # RobustBench protocol
 """
 from .checkpoint import CheckpointError, load, save
 from .layers import DictConv2d, betas, dict_layers, rista, set_mode, w_grad_policy
@@ -13,14 +15,19 @@ from .models import capture_layers, convert, create_model, list_models, register
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DictConv2d", "betas", "capture_layers", "convert", "create_model",
-           "dict_layers", "list_models", "load", "register_model", "rista", "save", "set_mode",
-           "w_grad_policy", "__version__"]
+__all__ = ["CheckpointError", "DictConv2d", "benchmark", "betas", "capture_layers", "convert",
+           "create_model", "dict_layers", "evaluate", "list_models", "load", "register_model",
+           "rista", "save", "set_mode", "w_grad_policy", "__version__"]
 
 
 def __getattr__(name: str):
-    # Evaluation imports the attack suite; load it only when asked for.
+    # The evaluation package imports the attack suite and the reference AutoAttack; load it
+    # only when asked for. The package is ``edlnet.evaluation``, so importing it never rebinds
+    # the names ``edlnet.evaluate`` and ``edlnet.benchmark``, which stay the functions.
     if name in ("evaluate", "benchmark"):
-        from . import evaluate as _evaluate_pkg
-        return getattr(_evaluate_pkg, name)
+        from . import evaluation
+
+        value = getattr(evaluation, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'edlnet' has no attribute {name!r}")

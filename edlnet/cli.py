@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load_commands() -> None:
     """Import the modules that register further commands (train, demo, eval, ...)."""
     import importlib
-    for mod in ("edlnet.train.cli", "edlnet.evaluate.cli", "edlnet.analysis.cli"):
+    for mod in ("edlnet.train.cli", "edlnet.evaluation.cli", "edlnet.analysis.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -40,7 +40,7 @@ def environment() -> dict[str, Any]:
            "python": platform.python_version(), "platform": platform.platform(),
            "git_commit": git_commit(), "threads": torch.get_num_threads(),
            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    try:  # the reference AutoAttack is the optional PyPI package pyautoattack
+    try:  # the reference AutoAttack is the PyPI package pyautoattack
         from importlib.metadata import version
         env["pyautoattack"] = version("pyautoattack")
     except Exception:  # noqa: BLE001 - not installed

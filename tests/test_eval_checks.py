@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from edlnet.data import load_dataset
-from edlnet.evaluate import evaluate
+from edlnet.evaluation import evaluate
 
 torch.set_num_threads(1)
 pytest.importorskip("pyautoattack")  # Square runs through the reference implementation

@@ -9,7 +9,7 @@ from torch import nn
 
 import edlnet
 from edlnet.cli import main
-from edlnet.evaluate import benchmark
+from edlnet.evaluation import benchmark
 
 torch.set_num_threads(1)
 pytest.importorskip("pyautoattack")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edlnet.evaluate import CORRUPTIONS, SEVERITIES, corrupt
+from edlnet.evaluation import CORRUPTIONS, SEVERITIES, corrupt
 
 torch.set_num_threads(1)
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from edlnet.evaluate import shard as shard_module
-from edlnet.evaluate import ResumeError, evaluate, load_suite, merge_records, run_shard
-from edlnet.evaluate.checks import check_entries
-from edlnet.evaluate.runner import CLEAN
+from edlnet.evaluation import shard as shard_module
+from edlnet.evaluation import ResumeError, evaluate, load_suite, merge_records, run_shard
+from edlnet.evaluation.checks import check_entries
+from edlnet.evaluation.runner import CLEAN
 
 torch.set_num_threads(1)
 pytest.importorskip("pyautoattack")  # Square runs through the reference implementation

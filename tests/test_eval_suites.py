@@ -6,9 +6,9 @@ from fractions import Fraction
 import pytest
 import yaml
 
-from edlnet.evaluate import ATTACKS, CORRUPTIONS, SuiteError, list_suites, load_suite
-from edlnet.evaluate.checks import check_entries
-from edlnet.evaluate.suites import SUITE_DIR, eps_text
+from edlnet.evaluation import ATTACKS, CORRUPTIONS, SuiteError, list_suites, load_suite
+from edlnet.evaluation.checks import check_entries
+from edlnet.evaluation.suites import SUITE_DIR, eps_text
 
 EXPECTED = {"quick", "table4", "table5", "table6", "table11", "table1_2"}
 
@@ -29,7 +29,7 @@ def test_suite_file_parses_and_references_existing_attacks(name):
                 assert isinstance(spec["eps"], str)
                 assert isinstance(entry.eps, Fraction)
                 assert entry.eps == Fraction(spec["eps"])
-            if ATTACKS[entry.attack].gradient:
+            if ATTACKS[entry.attack].gradient and "w_grad" not in spec:
                 assert entry.w_grad == "both"  # the default for gradient attacks
         else:
             assert entry.kind == "corruption" and entry.corruption in CORRUPTIONS
@@ -43,9 +43,14 @@ def test_paper_budgets():
         return [e.budget.label for e in load_suite(name).entries if e.attack == attack]
 
     table4 = load_suite("table4")
-    assert {e.name: (e.attack, e.settings.get("loss", "ce")) for e in table4.entries} == {
+    assert {e.name: (e.attack, e.settings.get("loss", "ce")) for e in table4.entries[:4]} == {
         "PGD-20": ("pgd", "ce"), "FGSM": ("fgsm", "ce"), "C&W": ("pgd", "margin"),
         "AA": ("autoattack", "ce")}
+    # The attacks adapted to RISTA layers follow, cascaded, in every table suite.
+    for name in ("table4", "table5", "table6", "table11", "table1_2"):
+        adapted = [e for e in load_suite(name).entries if e.attack in ("surrogate-pgd", "residual-pgd")]
+        assert len(adapted) == 4 and all(e.cascade for e in adapted)
+        assert {e.settings.get("twin") for e in adapted} == {"conv", "smooth", "vanilla", None}
     assert budgets("table5", "autoattack") == ["Linf 8/255", "Linf 16/255", "Linf 32/255"]
     assert budgets("table6", "pgd") == ["L2 0.5", "L2 1", "L2 2"]
     assert budgets("table1_2", "pgd") == ["Linf 1/255", "Linf 2/255", "Linf 3/255", "Linf 4/255",

@@ -6,9 +6,9 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from edlnet.evaluate import evaluate
-from edlnet.evaluate.suites import Budget, parse_entry
-from edlnet.evaluate.worst_case import counted_entries, worst_case_flags
+from edlnet.evaluation import evaluate
+from edlnet.evaluation.suites import Budget, parse_entry
+from edlnet.evaluation.worst_case import counted_entries, worst_case_flags
 
 torch.set_num_threads(1)
 

@@ -169,7 +169,7 @@ def _eval_blocks(run: Path) -> list[doc.Block]:
                 "none failed." if not failed else f"{len(failed)} FAILED — the robust "
                                                   "accuracies may be overestimates.")))
             blocks.append(doc.Grid(["check", "result", "detail"],
-                                   [[c.get("name"), VERDICT.get(c.get("passed"), c.get("passed")),
+                                   [[c.get("name"), c.get("status") or VERDICT.get(c.get("passed"), c.get("passed")),
                                      c.get("detail")] for c in checks]))
     return blocks
 

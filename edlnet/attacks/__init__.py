@@ -2,24 +2,28 @@
 ``attack(x, y) -> x_adv`` (``attack.run(x, y)`` also returns per-example robustness and
 attack-specific info). Inputs are images in [0, 1]; budgets are in pixel units.
 
-The AutoAttack and Square wrappers need the optional reference implementation
-(``pip install pyautoattack``); it is imported only when they run.
+The AutoAttack and Square wrappers run the reference implementation
+(PyPI ``pyautoattack``, a dependency); it is imported only when they run.
 """
 from .adaptive import Adaptive, adaptive
 from .autoattack import REFERENCE_ATTACKS, AutoAttack
+from .bpda import SurrogatePGD, make_twin
 from .base import (Attack, AttackResult, EpsLike, attack_mode, parse_eps, perturbation_norm,
                    project, robust_at)
 from .cw import CarliniWagnerL2, cw_accuracy
+from .eot import EOTPGD, is_randomized
 from .fgsm import FGSM
 from .losses import cross_entropy, margin
 from .pgd import PGD
 from .sparsefool import SparseFool
 from .square import Square
+from .structure_loss import ResidualPGD
 from .transfer import Transfer, transfer_attack
 
 __all__ = [
-    "Adaptive", "Attack", "AttackResult", "AutoAttack", "CarliniWagnerL2", "EpsLike", "FGSM",
-    "PGD", "REFERENCE_ATTACKS", "SparseFool", "Square", "Transfer", "adaptive", "attack_mode",
-    "cross_entropy", "cw_accuracy", "margin", "parse_eps", "perturbation_norm", "project",
-    "robust_at", "transfer_attack",
+    "Adaptive", "Attack", "AttackResult", "AutoAttack", "CarliniWagnerL2", "EOTPGD", "EpsLike",
+    "FGSM", "PGD", "REFERENCE_ATTACKS", "ResidualPGD", "SparseFool", "Square", "SurrogatePGD",
+    "Transfer", "adaptive", "attack_mode", "cross_entropy", "cw_accuracy", "is_randomized",
+    "make_twin", "margin", "parse_eps", "perturbation_norm", "project", "robust_at",
+    "transfer_attack",
 ]

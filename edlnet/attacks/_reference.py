@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 
 _CANDIDATES = ("pyautoattack", "autoattack")
-INSTALL_HINT = "pip install pyautoattack  (or: pip install 'edlnet[autoattack]')"
+INSTALL_HINT = "pip install pyautoattack (a dependency of edlnet: reinstall edlnet to get it)"
 
 
 def load(submodule: str) -> ModuleType:

@@ -27,6 +27,10 @@ class Adaptive(Attack):
     both did), otherwise the point with the lowest true-class margin. On a model without
     dictionary layers the policies change nothing and the attack runs once.
 
+    ``cascade=True`` runs each policy after the first only on the examples still robust
+    (AutoAttack's scheme: the worst case is the same, the cost lower); its per-policy
+    robustness then covers only the examples it ran on (the others read robust for it).
+
     ``run`` reports ``info["robust_by_policy"]`` (policy -> per-example robustness),
     ``info["chosen_policy"]`` (per example, the policy whose point was kept) and
     ``info["by_policy"]`` (each run's own info).
@@ -35,7 +39,8 @@ class Adaptive(Attack):
     name = "adaptive"
     norms = ("Linf", "L2", "L1", "L0")
 
-    def __init__(self, attack: Attack, policies: Sequence[str] = W_GRAD_POLICIES) -> None:
+    def __init__(self, attack: Attack, policies: Sequence[str] = W_GRAD_POLICIES,
+                 cascade: bool = False) -> None:
         self.minimal_norm = attack.minimal_norm  # a minimal-norm attack may have no budget
         super().__init__(attack.model, eps=attack.eps_fraction, norm=attack.norm, w_grad=None)
         unknown = [p for p in policies if p not in W_GRAD_POLICIES]
@@ -43,26 +48,47 @@ class Adaptive(Attack):
             raise ValueError(f"unknown w_grad policies {unknown or policies}; use {W_GRAD_POLICIES}")
         self.attack = attack
         self.policies = tuple(policies)
+        self.cascade = bool(cascade)
 
     def active_policies(self) -> tuple[str | None, ...]:
         """The policies that will actually be run: ``(None,)`` without dictionary layers."""
         return self.policies if has_w_grad_policy(self.model) else (None,)
 
     def _settings(self) -> dict[str, Any]:
-        return {"attack": self.attack.settings(), "policies": list(self.active_policies())}
+        return {"attack": self.attack.settings(), "policies": list(self.active_policies()),
+                "cascade": self.cascade}
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         policies = self.active_policies()
         results: list[AttackResult] = []
+        alive = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         for policy in policies:
             attack = copy.copy(self.attack)
             attack.w_grad = policy
-            results.append(attack.run(x, y))
+            if not self.cascade or bool(alive.all()):
+                result = attack.run(x, y)
+            else:
+                result = _run_on(attack, x, y, alive)
+            results.append(result)
+            alive &= result.robust
         best, chosen = _worst_case(self.model, x, y, results, self.norm)
         names = [str(p) for p in policies]
         return best, {"robust_by_policy": {n: r.robust for n, r in zip(names, results)},
                       "chosen_policy": [names[i] for i in chosen.tolist()],
                       "by_policy": {n: r.info for n, r in zip(names, results)}}
+
+
+def _run_on(attack: Attack, x: Tensor, y: Tensor, alive: Tensor) -> AttackResult:
+    """``attack`` on the still-robust examples only. The others keep the clean image and are
+    marked robust *for this run*: an earlier policy already broke them, and the worst case must
+    keep that policy's adversarial point, not the clean image. Info is kept for what ran."""
+    idx = alive.nonzero().flatten()
+    x_adv, robust = x.clone(), torch.ones_like(alive)
+    info: dict[str, Any] = {}
+    if len(idx):
+        part = attack.run(x[idx], y[idx])
+        x_adv[idx], robust[idx], info = part.x_adv, part.robust, part.info
+    return AttackResult(x_adv=x_adv, robust=robust, info=info)
 
 
 def adaptive(attack: Attack, x: Tensor, y: Tensor,

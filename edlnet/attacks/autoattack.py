@@ -23,7 +23,7 @@ _CLEAN_LINE = re.compile(r"initial accuracy: ([\d.]+)%")
 class AutoAttack(Attack):
     """AutoAttack (Croce & Hein, "Reliable evaluation of adversarial robustness with an
     ensemble of diverse parameter-free attacks", ICML 2020), run by the reference code
-    (PyPI ``pyautoattack``, an optional dependency) under this library's conventions: eval
+    (PyPI ``pyautoattack``, a dependency of edlnet) under this library's conventions: eval
     mode, fp32, the requested ``w_grad`` policy, the caller's RNG stream preserved.
 
     ``version="standard"`` (default) is APGD-CE, APGD-T, FAB-T and Square, cascaded on the
@@ -93,7 +93,8 @@ class AutoAttack(Attack):
         if n_classes is None:
             with torch.no_grad():
                 n_classes = int(self.model(x[:1]).shape[1])
-        aa = reference.AutoAttack(self.model, attacks=self.attacks, device=x.device, eps=self.eps,
+        guard = GradientGuard(self.model)
+        aa = reference.AutoAttack(guard, attacks=self.attacks, device=x.device, eps=self.eps,
                                   norm=self.norm, seed=self.seed, version=self.version)
         self._configure(aa, n_classes)
         # The reference counts autograd calls in a module-level dict that it never resets,
@@ -112,8 +113,16 @@ class AutoAttack(Attack):
         # The reference repeats a warning once per batch and restart; keep each once, in order.
         flags = list(dict.fromkeys(record.getMessage() for record in records
                                    if record.levelno >= logging.WARNING))
+        if guard.stats["nonfinite"]:
+            flags.append(f"edlnet: {guard.stats['nonfinite']} of {guard.stats['evaluations']} per-example "
+                         "input gradients inside AutoAttack were not finite (set to zero before the "
+                         "reference saw them; docs/checks.md#autoattack_flags)")
+        self._grad_stats["evaluations"] += guard.stats["evaluations"]
+        self._grad_stats["nonfinite"] += guard.stats["nonfinite"]
+        self._grad_stats["zero"] += guard.stats["zero"]
         return x_adv, {"flags": flags, "log": lines, "robust_accuracy": _parse_accuracy(lines),
-                       "attacks": list(aa.attacks_to_run), "n_classes": n_classes}
+                       "attacks": list(aa.attacks_to_run), "n_classes": n_classes,
+                       "policy": self.w_grad or "model"}
 
     def _configure(self, aa: Any, n_classes: int) -> None:
         targets = self.n_target_classes or min(_DEFAULT_TARGETS, n_classes - 1)
@@ -128,6 +137,31 @@ class AutoAttack(Attack):
                 attack.n_restarts = self.n_restarts
         if self.n_queries is not None:
             aa.square.n_queries = self.n_queries
+
+
+class GradientGuard(nn.Module):
+    """The model as the reference AutoAttack sees it: same outputs, but every input gradient
+    passes a hook that counts non-finite and all-zero per-example gradients and replaces
+    NaN/inf by zero. The reference has no such guard: a NaN gradient would make its iterate NaN
+    and a NaN image can be scored as misclassified, a "break" that is an arithmetic failure."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.stats = {"evaluations": 0, "nonfinite": 0, "zero": 0}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad:
+            x.register_hook(self._sanitize)
+        return self.model(x)
+
+    def _sanitize(self, grad: Tensor) -> Tensor:
+        flat = grad.reshape(grad.shape[0], -1)
+        finite = torch.isfinite(flat).all(dim=1)
+        self.stats["evaluations"] += grad.shape[0]
+        self.stats["nonfinite"] += int((~finite).sum())
+        self.stats["zero"] += int((flat == 0).all(dim=1).sum())
+        return grad if bool(finite.all()) else torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _set_apgd_iterations(apgd: Any, n_iter: int) -> None:

@@ -24,6 +24,11 @@ from edlnet.layers.gradient_policy import W_GRAD_POLICIES, w_grad_policy
 EpsLike = Union[str, float, int, Fraction]
 NORMS = ("Linf", "L2", "L1", "L0")
 
+# A per-example gradient whose norm falls below this fraction of its norm at the attack's first
+# gradient evaluation counts as vanishing: the attack is then stepping on noise (sign of ~0), a
+# masking pattern that exact-zero counts miss (docs/checks.md, input_gradients).
+VANISHING_FRACTION = 1e-4
+
 # Largest denominator tried when recovering a fraction from a float: 8/255 given as
 # 0.03137254901960784 is stored back as "8/255", while a float without a small exact
 # fraction keeps its exact binary value.
@@ -115,6 +120,11 @@ def robust_at(norms: Tensor, eps: EpsLike) -> Tensor:
     return norms > parse_eps(eps)[1]
 
 
+class NotApplicable(ValueError):
+    """The attack has nothing to work on in this model (e.g. a loss on reweighting layers for a
+    model that has none). Suites record the entry as not applicable instead of failing."""
+
+
 @dataclass
 class AttackResult:
     """What an attack returns besides the adversarial batch.
@@ -190,7 +200,11 @@ class Attack(abc.ABC):
         self.eps_fraction: Fraction | None
         self.eps: float | None
         self.eps_fraction, self.eps = parse_eps(eps) if eps is not None else (None, None)
-        self._grad_stats = {"evaluations": 0, "nonfinite": 0, "zero": 0}
+        self._reset_grad_stats()
+
+    def _reset_grad_stats(self) -> None:
+        self._grad_stats = {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0}
+        self._first_norm: Tensor | None = None
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
         """Adversarial examples for ``(x, y)``, detached, within the budget and [0, 1]."""
@@ -200,12 +214,13 @@ class Attack(abc.ABC):
         """Attack a batch and return the adversarial examples with per-example robustness."""
         x, y = _check_inputs(x, y)
         _check_fp32(self.model)
-        self._grad_stats = {"evaluations": 0, "nonfinite": 0, "zero": 0}
+        self._reset_grad_stats()
         with attack_mode(self.model, self.w_grad, x.device.type):
             x_adv, info = self._perturb(x, y)
             x_adv = self._enforce_budget(x, x_adv.detach())
-            with torch.no_grad():
-                robust = self.model(x_adv).argmax(dim=1) == y
+            x_adv, robust, invalid = judge(self.model, x, x_adv, y)
+        if invalid:
+            info["invalid_points"] = invalid
         if self._grad_stats["evaluations"]:
             info["grad_stats"] = dict(self._grad_stats)
         return AttackResult(x_adv=x_adv.detach(), robust=robust, info=info)
@@ -270,11 +285,43 @@ class Attack(abc.ABC):
         self._grad_stats["evaluations"] += grad.shape[0]
         self._grad_stats["nonfinite"] += int((~finite).sum())
         if count_zero:
-            self._grad_stats["zero"] += int((flat == 0).all(dim=1).sum())
+            zero = (flat == 0).all(dim=1)
+            self._grad_stats["zero"] += int(zero.sum())
+            size = flat.nan_to_num(0.0, 0.0, 0.0).norm(dim=1)
+            first = getattr(self, "_first_norm", None)
+            if first is None or first.shape != size.shape:
+                self._first_norm = size
+            else:
+                tiny = finite & ~zero & (size < VANISHING_FRACTION * first)
+                self._grad_stats["vanishing"] += int(tiny.sum())
         if bool(finite.all()):
             return grad
         big = torch.finfo(grad.dtype).max
         return torch.nan_to_num(grad, nan=0.0, posinf=big, neginf=-big)
+
+
+def judge(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
+          ) -> tuple[Tensor, Tensor, dict[str, int]]:
+    """Per-example robustness at ``x_adv``, never crediting a break to a broken computation.
+
+    A non-finite adversarial image is not an image: it falls back to the clean image, so it is
+    never counted as a break. Non-finite logits at a valid image are a real failure of the model
+    on an allowed input: the example counts as broken, whatever argmax makes of the NaNs. Both
+    are counted in the returned dict, which the evaluation reports (docs/checks.md).
+    """
+    invalid: dict[str, int] = {}
+    bad_image = ~torch.isfinite(x_adv.reshape(x_adv.shape[0], -1)).all(dim=1)
+    if bool(bad_image.any()):
+        invalid["nonfinite_images"] = int(bad_image.sum())
+        x_adv = torch.where(bad_image.view(-1, *([1] * (x.dim() - 1))), x, x_adv)
+    with torch.no_grad():
+        logits = model(x_adv)
+    bad_logits = ~torch.isfinite(logits).all(dim=1)
+    robust = logits.argmax(dim=1) == y
+    if bool(bad_logits.any()):
+        invalid["nonfinite_logits"] = int(bad_logits.sum())
+        robust = robust & ~bad_logits
+    return x_adv, robust, invalid
 
 
 def normalize_l2(grad: Tensor) -> Tensor:

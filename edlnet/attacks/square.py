@@ -15,7 +15,7 @@ SQUARE_LOSSES = ("margin", "ce")
 class Square(Attack):
     """Square Attack (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a
     query-efficient black-box adversarial attack via random search", ECCV 2020), run by the
-    reference code shipped with AutoAttack (optional dependency ``pyautoattack``).
+    reference code shipped with AutoAttack (``pyautoattack``, a dependency of edlnet).
 
     Score-based and gradient-free, so it is the suite's check against gradient masking: it
     must not beat the white-box attacks. The ``w_grad`` policy does not affect it (no

@@ -74,6 +74,8 @@ class TrainConfig:
     val_attack_steps: int = 10          # PGD-k (fp32, eval mode) on the validation split
     best_metric: str | None = None      # val_robust_acc (adversarial) / val_clean_acc (standard)
     early_stop_patience: int | None = None   # epochs without a better best_metric
+    co_guard: float | None = None       # stop when val_robust_acc < co_guard × its best so far
+                                        # (catastrophic overfitting of single-step training)
 
     # execution
     seed: int = 0
@@ -142,6 +144,11 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
     if not (isinstance(cfg.compile, bool) or (isinstance(cfg.compile, str) and cfg.compile)):
         raise ConfigError(f"{origin}: compile must be true, false or a torch.compile backend name "
                           f"(inductor, aot_eager, eager), got {cfg.compile!r}")
+    if cfg.co_guard is not None and not 0 < cfg.co_guard < 1:
+        raise ConfigError(f"{origin}: co_guard must be a fraction in (0, 1) of the best validation robust "
+                          f"accuracy (0.5 is usual), got {cfg.co_guard}")
+    if cfg.co_guard is not None and cfg.val_attack_steps < 1:
+        raise ConfigError(f"{origin}: co_guard watches val_robust_acc, which needs val_attack_steps >= 1")
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ConfigError(f"{origin}: batch_size and epochs must be >= 1")
     if cfg.objective == "hat" and not cfg.hat_std_model:

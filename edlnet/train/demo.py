@@ -25,7 +25,7 @@ def demo_config_path() -> Path:
 
 
 def _eval(model, data, n_examples: int, surrogate, out_dir: Path) -> dict[str, Any]:
-    from ..evaluate import evaluate
+    from ..evaluation import evaluate
 
     x = data.x_test[:n_examples].float() / 255
     y = data.y_test[:n_examples]
@@ -68,7 +68,8 @@ def run_demo(out: Path, epochs: int | None = None, n_examples: int | None = None
         result = _eval(model, data, n_examples, None if "plain" in row["model"] else surrogate,
                        Path(row["run"]) / "eval" / "quick")
         row.update(eval_seconds=time.perf_counter() - t0, clean=result["clean"], attacks=result["attacks"],
-                   worst_case=result["worst_case"], checks=result["checks"])
+                   worst_case=result["worst_case"], checks=result["checks"],
+                   checks_summary=result["checks_summary"])
     summary = {"dataset": data.name, "n_examples": n_examples, "rows": rows, "environment": environment(),
                "config": edl_cfg.to_dict()}
     write_json(out / "summary.json", summary)
@@ -91,8 +92,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "|---|---|" + "---|" * len(attacks) + "---|---|---|---|",
     ]
     for r in rows:
-        failed = [c["name"] for c in r["checks"] if c.get("passed") is False]
-        checks = "all passed" if not failed else "FAILED: " + ", ".join(failed)
+        checks = r["checks_summary"]["line"]
         cells = [f"{r['attacks'][a]:.3f}" if a in r["attacks"] else "–" for a in attacks]
         lines.append(f"| {r['model']} | {r['clean']:.3f} | " + " | ".join(cells) +
                      f" | {r['worst_case']:.3f} | {checks} | {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")

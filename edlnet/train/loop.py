@@ -295,6 +295,12 @@ class Trainer:
             self._checkpoint(epoch, record, improved)
             self._log(_format(record))
             done += 1
+            if _catastrophic_overfitting(c, record, self.best):
+                self._log(f"catastrophic overfitting: val_robust_acc fell to {record['val_robust_acc']:.4f}, below "
+                          f"co_guard={c.co_guard} x its best {self.best:.4f} (epoch {self.best_epoch}); training stops "
+                          "and checkpoints/best holds the model before the collapse")
+                self._mark_co(epoch)
+                break
             if c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
                 self._log(f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")
                 break
@@ -303,6 +309,11 @@ class Trainer:
         if self.info.is_main:
             self._finish(metric)
         return self.run_dir
+
+    def _mark_co(self, epoch: int) -> None:
+        if self.info.is_main:
+            write_json(self.run_dir / "catastrophic_overfitting.json",
+                       {"epoch": epoch + 1, "best_epoch": self.best_epoch, "best_val_robust_acc": self.best})
 
     def _mode(self) -> str:
         modes = {m.mode for _, m in dict_layers(self.model)}
@@ -334,6 +345,15 @@ class Trainer:
     def _log(self, msg: str) -> None:
         if self.info.is_main:
             print(msg, file=sys.stderr, flush=True)
+
+
+def _catastrophic_overfitting(cfg: TrainConfig, record: dict[str, Any], best: float) -> bool:
+    """Single-step adversarial training can collapse within one epoch: FGSM accuracy rises while
+    PGD accuracy falls to ~0 (Wong et al. 2020). The guard compares this epoch's PGD validation
+    accuracy with the best so far; ``best`` below 0.05 is noise, not a level to fall from."""
+    if cfg.co_guard is None or "val_robust_acc" not in record or best < 0.05:
+        return False
+    return record["val_robust_acc"] < cfg.co_guard * best
 
 
 def _format(record: dict[str, Any]) -> str:

@@ -1,9 +1,13 @@
 """Gradient probe for the masking checks: are input gradients finite, non-zero and true?
 
-Two questions per example and per reweighting-gradient policy, at the clean image:
+Masking need not show at the clean image: a defense can be smooth there and flat or shattered
+one step away. So the probe looks at three points per example and per reweighting-gradient
+policy: the clean image, a uniformly random point of the main threat model's ball, and the
+iterate of a short PGD under that policy (where an attack actually stands). At each:
 
 1. Is the fp32 input gradient of the cross-entropy finite and not all zero (what the attacks
-   actually use)?
+   actually use), and not vanishing: its norm at least ``vanishing_fraction`` of the
+   clean-image gradient's?
 2. Does it describe the function? Along the unit direction d = g/‖g‖ the loss must change at
    the rate ‖g‖ that the gradient claims. The true rate is measured by central finite
    differences on a float64 copy of the model, where rounding is negligible at the step
@@ -45,27 +49,57 @@ def float64_copy(model: nn.Module) -> tuple[nn.Module, str]:
         return model, "float32"
 
 
-def gradient_probe(model: nn.Module, fd_model: nn.Module, x: Tensor, y: Tensor,
-                   policies: tuple[str | None, ...], h: float, seed: int = 0
-                   ) -> dict[str, list]:
-    """Per-example probe results for each policy (``None`` = the model's own).
+def probe_points(model: nn.Module, x: Tensor, y: Tensor, policy: str | None, norm: str | None,
+                 eps: float | None, pgd_steps: int, seed: int) -> dict[str, Tensor]:
+    """The points the probe looks at: clean, random in the ball, and a short PGD's iterate."""
+    points = {"clean": x}
+    if norm is None or eps is None or eps <= 0:
+        return points
+    from edlnet.attacks import PGD
 
-    Returns lists keyed ``grad_ok:<policy>`` (fp32 gradient finite and non-zero),
-    ``fd_agree:<policy>`` (the gradient's slope matches finite differences) and
-    ``fd_ratio:<policy>`` (finite-difference slope / claimed slope, NaN when undefined).
+    attack = PGD(model, eps=eps, norm=norm, steps=max(pgd_steps, 1), seed=seed, w_grad=policy)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    points["random"] = attack._start(x, gen)
+    points["pgd"] = attack.run(x, y).x_adv
+    return points
+
+
+def gradient_probe(model: nn.Module, fd_model: nn.Module, x: Tensor, y: Tensor,
+                   policies: tuple[str | None, ...], h: float, seed: int = 0, *,
+                   norm: str | None = None, eps: float | None = None, pgd_steps: int = 5,
+                   vanishing_fraction: float = 1e-3) -> dict[str, list]:
+    """Per-example probe results for each policy (``None`` = the model's own) at each point.
+
+    Returns lists keyed ``<what>:<policy>`` at the clean image and ``<what>:<policy>@<point>``
+    at the other points (``random``, ``pgd``; only with a budget ``norm``/``eps``), where
+    ``<what>`` is ``grad_ok`` (fp32 gradient finite and non-zero), ``vanishing`` (its norm
+    below ``vanishing_fraction`` of the clean-image gradient's), ``fd_agree`` (its slope
+    matches finite differences) and ``fd_ratio`` (finite-difference / claimed slope, NaN when
+    undefined).
     """
     out: dict[str, list] = {}
     fd_dtype = next((p.dtype for p in fd_model.parameters()), torch.float32)
     step = h if fd_dtype == torch.float64 else max(h, 1e-2)  # fp32 needs a larger step
     for policy in policies:
         key = policy or "model"
-        grad32 = _input_gradient(model, x, y, policy, torch.float32)
-        flat = grad32.reshape(x.shape[0], -1)
-        ok = torch.isfinite(flat).all(dim=1) & (flat != 0).any(dim=1)
-        agree, ratio = _finite_difference(fd_model, x, y, policy, fd_dtype, step, seed)
-        out[f"grad_ok:{key}"] = ok.tolist()
-        out[f"fd_agree:{key}"] = agree.tolist()
-        out[f"fd_ratio:{key}"] = [float(r) for r in ratio]
+        clean_norm = None
+        for point, xp in probe_points(model, x, y, policy, norm, eps, pgd_steps, seed).items():
+            suffix = "" if point == "clean" else f"@{point}"
+            grad32 = _input_gradient(model, xp, y, policy, torch.float32)
+            flat = grad32.reshape(x.shape[0], -1)
+            finite = torch.isfinite(flat).all(dim=1)
+            ok = finite & (flat != 0).any(dim=1)
+            size = flat.nan_to_num(0.0, 0.0, 0.0).norm(dim=1)
+            if clean_norm is None:
+                clean_norm = size
+                vanishing = torch.zeros_like(ok)
+            else:
+                vanishing = ok & (size < vanishing_fraction * clean_norm)
+            agree, ratio = _finite_difference(fd_model, xp, y, policy, fd_dtype, step, seed)
+            out[f"grad_ok:{key}{suffix}"] = ok.tolist()
+            out[f"vanishing:{key}{suffix}"] = vanishing.tolist()
+            out[f"fd_agree:{key}{suffix}"] = agree.tolist()
+            out[f"fd_ratio:{key}{suffix}"] = [float(r) for r in ratio]
     return out
 
 

@@ -27,7 +27,8 @@ def _eval(p: argparse.ArgumentParser):
     p.add_argument("--batch-size", type=int, default=None, help="default: the suite's batch_size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", default=None,
-                   help="dataset name or path (default: the run's dataset, else cifar10-sample)")
+                   help="dataset name or path (default: for a run trained on any form of CIFAR-10, the "
+                        "pixel-exact first test images of the bundled cifar10-sample; else the run's dataset)")
     p.add_argument("--data-root", default=None, help="where the dataset is (default: the run's)")
     p.add_argument("--out", default=None, help="eval folder (default RUN_DIR/eval/<suite>)")
     p.add_argument("--surrogate", metavar="RUN_DIR|CHECKPOINT", default=None,
@@ -69,6 +70,23 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# Datasets whose test images are CIFAR-10's: evaluations default to the pixel-exact first test
+# images (RobustBench's convention), whatever form of CIFAR-10 the model was trained on.
+_CIFAR10_FAMILY = {"cifar10", "cifar10jpeg", "cifar10sample"}
+
+
+def evaluation_dataset(dataset: str | None, data_root: str | None, config: dict
+                       ) -> tuple[str, str | None]:
+    """The dataset an evaluation reads: ``--dataset`` if given; for a run trained on any form of
+    CIFAR-10 the bundled pixel-exact first test images; else the run's own dataset."""
+    if dataset:
+        return dataset, data_root
+    trained = str(config.get("dataset") or "cifar10-sample")
+    if trained.lower().replace("-", "").replace("_", "") in _CIFAR10_FAMILY:
+        return "cifar10-sample", None
+    return trained, data_root or config.get("data_root")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
@@ -93,8 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.surrogate:
             surrogate = load(resolve_checkpoint(Path(args.surrogate), args.checkpoint),
                              map_location=device)
-        dataset = args.dataset or config.get("dataset") or "cifar10-sample"
-        root = args.data_root or (config.get("data_root") if not args.dataset else None)
+        dataset, root = evaluation_dataset(args.dataset, args.data_root, config)
         data = load_dataset(dataset, root)
         n = args.n_examples or suite.n_examples or 1000
         if n > data.x_test.shape[0]:
@@ -111,11 +128,14 @@ def run_eval(args: argparse.Namespace) -> int:
         record = evaluate(model, data.x_test[:n], data.y_test[:n], suite=suite,
                           batch_size=args.batch_size, seed=args.seed, surrogate=surrogate,
                           out_dir=out, restart=args.restart, log=log,
-                          info={"dataset": data.name, "images": f"first {n} test images",
+                          info={"dataset": data.name,
+                                "images": f"first {n} test images of {data.name}"
+                                          + (" (pixel-exact)" if "jpeg" not in data.name.lower() else ""),
                                 "checkpoint": str(checkpoint), "run_dir": str(run_dir)})
         if main:
             print(markdown(record))
             print(f"results: {out / 'results.json'}, {out / 'results.md'}")
+            print(f"checks: {record['checks_summary']['line']}")
             if record["checks_passed"] is False:
                 print("warning: gradient-masking checks failed; see the report", file=sys.stderr)
     finally:

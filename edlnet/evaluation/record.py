@@ -1,7 +1,7 @@
 """The evaluation record: accuracies, worst case, checks, per-example flags and provenance.
 
 ``build_record`` turns merged per-example results into the dict that ``evaluate`` returns
-and ``results.json`` stores; reports are rendered from it (:mod:`edlnet.evaluate.report`).
+and ``results.json`` stores; reports are rendered from it (:mod:`edlnet.evaluation.report`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edlnet.layers.gradient_policy import has_w_grad_policy
 from edlnet.models.registry import SPEC_ATTR
 from edlnet.records import environment, timestamp
 
-from .checks import PROBE, checks_passed, run_checks
+from .checks import PROBE, checks_passed, checks_summary, run_checks
 from .entries import SEED_STRIDE
 from .shard import EntryResult
 from .suites import Budget, Entry, Suite
@@ -45,8 +45,9 @@ def _worst(entries: Sequence[Entry], merged: Mapping[str, EntryResult], budget: 
 def build_record(suite: Suite, entries: Sequence[Entry], merged: Mapping[str, EntryResult], *,
                  model: nn.Module, n_examples: int, batch_size: int, seed: int, world_size: int,
                  surrogate: nn.Module | None, wall_seconds: float,
-                 info: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The full record of one evaluation (see :func:`edlnet.evaluate.evaluate`)."""
+                 info: Mapping[str, Any] | None = None,
+                 randomized: bool | None = None) -> dict[str, Any]:
+    """The full record of one evaluation (see :func:`edlnet.evaluation.evaluate`)."""
     clean = merged["clean"].robust
     own = [e for e in suite.entries if e.kind == "attack"]
     corruptions = [e for e in suite.entries if e.kind == "corruption"]
@@ -63,7 +64,17 @@ def build_record(suite: Suite, entries: Sequence[Entry], merged: Mapping[str, En
         flags, names = _worst(entries, merged, budget, clean)
         by_budget[budget.label] = {"accuracy": sum(flags) / len(flags) if flags else None,
                                    "entries": names, **budget.to_dict()}
-    checks = run_checks(suite, merged, has_surrogate=surrogate is not None)
+    checks = run_checks(suite, merged, has_surrogate=surrogate is not None, randomized=randomized)
+    aa_standard = {}
+    for e in entries:
+        column = merged[e.name].values.get("aa_standard")
+        if column is not None:
+            flags = [bool(c) and bool(v) for c, v in zip(clean, column)]
+            aa_standard[e.name] = {
+                "accuracy": sum(flags) / max(len(flags), 1), "n_examples": len(flags),
+                "policy": next(iter(merged[e.name].by_policy), "model"),
+                "attacks": "APGD-CE, APGD-T, FAB-T, then Square on the points still robust "
+                           "(AutoAttack standard, cascaded as the reference does)"}
     per_example: dict[str, Any] = {"index": list(range(n_examples)), "clean": clean}
     if worst_flags is not None:
         per_example["worst_case"] = worst_flags
@@ -89,8 +100,11 @@ def build_record(suite: Suite, entries: Sequence[Entry], merged: Mapping[str, En
         "worst_case_entries": worst_names,
         "worst_case_rule": WORST_CASE_RULE,
         "worst_case_by_budget": by_budget,
+        "autoattack_standard": aa_standard,
+        "randomized": randomized,
         "checks": checks,
         "checks_passed": checks_passed(checks),
+        "checks_summary": checks_summary(checks),
         "entries": {e.name: _entry_summary(e, merged[e.name]) for e in entries},
         "seconds": {e.name: merged[e.name].seconds for e in entries},
         "wall_seconds": wall_seconds,

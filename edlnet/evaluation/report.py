@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 from .suites import eps_text
 
-_VERDICT = {True: "PASS", False: "**FAIL**", None: "skipped"}
+_VERDICT = {"passed": "PASS", "failed": "**FAIL**", "skipped": "skipped",
+            "not applicable": "n/a"}
 
 
 def _num(value: float | None) -> str:
@@ -39,11 +40,14 @@ def markdown(record: Mapping[str, Any]) -> str:
     lines = [f"# Robustness evaluation: suite `{record['suite']}`", ""]
     if record.get("description"):
         lines += [record["description"], ""]
-    failed = [c["name"] for c in record["checks"] if c["passed"] is False]
+    failed = [c["name"] for c in record["checks"] if c["status"] == "failed"]
     if failed:
         lines += [f"> **Warning: {len(failed)} gradient-masking check(s) failed "
                   f"({', '.join(failed)}).** The robust accuracies below may be overestimates: "
                   "the attacks may not be finding adversarial examples that exist.", ""]
+    elif record.get("checks_passed") is None:
+        lines += ["> **Robustness not established:** not every gradient-masking check ran "
+                  f"({record['checks_summary']['line']}).", ""]
     main = record.get("main_budget")
     facts = [f"{record['n_examples']} examples", f"seed {record['seed']}",
              f"batch size {record['batch_size']}"]
@@ -58,7 +62,9 @@ def markdown(record: Mapping[str, Any]) -> str:
     for name, summary in entries.items():
         if summary.get("role") == "check" or summary.get("kind") == "probe":
             continue
-        label = "clean" if name == "clean" else name
+        if summary.get("cascade"):
+            name += " (cascaded)"
+        label = name
         lines.append(f"| {label} | {_budget(summary)} | {_num(summary['accuracy'])} | "
                      f"{_policies(summary)} | {summary['n_evaluated']} | {summary['seconds']:.1f} |")
     if record.get("worst_case") is not None:
@@ -78,11 +84,12 @@ def markdown(record: Mapping[str, Any]) -> str:
     lines += ["## Gradient-masking checks", "", "| check | result | detail |", "|---|---|---|"]
     for check in record["checks"]:
         detail = str(check["detail"]).replace("|", "/")
-        lines.append(f"| {check['name']} | {_VERDICT[check['passed']]} | {detail} |")
-    verdict = record.get("checks_passed")
-    lines += ["", "All checks that ran passed." if verdict else
-              ("No check could run." if verdict is None else
-               f"**Checks failed: {', '.join(failed)}.**"), ""]
+        lines.append(f"| {check['name']} | {_VERDICT[check['status']]} | {detail} |")
+    lines += ["", f"Checks: {record['checks_summary']['line']}.", ""]
+    for name, aa in (record.get("autoattack_standard") or {}).items():
+        lines += [f"AutoAttack standard (`{name}`, {aa['policy']} gradients; comparable with "
+                  f"RobustBench): **{_num(aa['accuracy'])}** on {aa['n_examples']} examples; "
+                  f"{aa['attacks']}.", ""]
     checks = [(n, s) for n, s in entries.items() if s.get("role") == "check" and s["kind"] == "attack"]
     if checks:
         lines += ["Attacks run by the checks:", "", "| entry | threat model | accuracy | "

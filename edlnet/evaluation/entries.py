@@ -14,9 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from edlnet.attacks import Adaptive, AttackResult, attack_mode
+from edlnet.attacks import Adaptive, AttackResult, attack_mode, parse_eps
+from edlnet.attacks.base import NotApplicable
 from edlnet.layers.gradient_policy import W_GRAD_POLICIES, has_w_grad_policy
 
+from .autoattack_split import is_split_autoattack, run_autoattack_split
 from .corruptions import corrupt
 from .probe import gradient_probe
 from .suites import Entry, build_attack
@@ -67,13 +69,15 @@ def policies_of(model: nn.Module) -> tuple[str | None, ...]:
 
 def run_batch(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, *, batch: int, start: int,
               seed: int, clean: list[bool | None] | None = None,
-              surrogate: nn.Module | None = None, fd_model: nn.Module | None = None
-              ) -> BatchRecord:
+              surrogate: nn.Module | None = None, fd_model: nn.Module | None = None,
+              alive: list[bool] | None = None) -> BatchRecord:
     """Evaluate ``entry`` on the batch ``x, y`` (examples ``start..start+len-1``).
 
     ``clean`` is the clean entry's result on the same batch; attacks and the probe only
     touch clean-correct examples (an example misclassified as is is not robust, so attacking
-    it would change nothing but the cost).
+    it would change nothing but the cost). ``alive`` (cascaded entries) further restricts them
+    to the examples earlier attacks left robust; the others are recorded as broken, and
+    ``values["ran"]`` says which examples the entry itself attacked.
     """
     t0 = time.perf_counter()
     n = x.shape[0]
@@ -89,9 +93,10 @@ def run_batch(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, *, batch: in
     else:
         if clean is None:
             raise ValueError(f"entry {entry.name!r} needs the clean result of its batch")
-        todo = [i for i in range(n) if inside[i] and clean[i]]
+        todo = [i for i in range(n) if inside[i] and clean[i] and (alive is None or alive[i])]
         record.robust = [False if inside[i] else None for i in range(n)]
         if entry.kind == "attack":
+            record.values["ran"] = [i in todo if inside[i] else None for i in range(n)]
             _run_attack(entry, model, x, y, todo, record, batch_seed(seed, batch), surrogate)
         elif entry.kind == "probe":
             _run_probe(entry, model, fd_model or model, x, y, todo, record,
@@ -110,9 +115,19 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
 
 def _run_attack(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int],
                 record: BatchRecord, seed: int, surrogate: nn.Module | None) -> None:
-    attack = build_attack(entry, model, seed=seed, surrogate=surrogate)
+    if is_split_autoattack(entry):
+        return run_autoattack_split(entry, model, x, y, todo, record, seed)
+    try:
+        attack = build_attack(entry, model, seed=seed, surrogate=surrogate)
+    except NotApplicable as e:
+        # Nothing to attack through (e.g. a residual loss on a model without reweighting
+        # layers): the entry evaluates no example, so it neither breaks nor protects any.
+        record.robust = [None] * len(record.robust)
+        record.values.pop("ran", None)
+        record.settings = {"not_applicable": str(e)}
+        return
     if entry.w_grad == "both":
-        attack = Adaptive(attack)
+        attack = Adaptive(attack, cascade=entry.cascade)
     elif entry.w_grad in W_GRAD_POLICIES:
         attack.w_grad = entry.w_grad
     record.settings = attack.settings()
@@ -145,7 +160,9 @@ def _grad_stats(result: AttackResult, attack: Any) -> dict[str, dict[str, int]]:
         return {_policy_name(p): dict(info["grad_stats"])
                 for p, info in result.info["by_policy"].items() if "grad_stats" in info}
     if "grad_stats" in result.info:
-        return {_policy_name(attack.w_grad): dict(result.info["grad_stats"])}
+        # On a model without dictionary layers every policy is the model's own gradient.
+        policy = attack.w_grad if has_w_grad_policy(attack.model) else None
+        return {_policy_name(policy): dict(result.info["grad_stats"])}
     return {}
 
 
@@ -161,8 +178,12 @@ def _run_probe(entry: Entry, model: nn.Module, fd_model: nn.Module, x: Tensor, y
     record.robust = [None] * x.shape[0]  # a probe measures gradients, not robustness
     if not todo:
         return
+    settings = entry.settings
+    eps = parse_eps(settings["eps"])[1] if settings.get("eps") is not None else None
     values = gradient_probe(model, fd_model, x[todo], y[todo], policies_of(model),
-                            h=float(entry.settings.get("h", 1e-3)), seed=seed)
+                            h=float(settings.get("h", 1e-3)), seed=seed, norm=settings.get("norm"),
+                            eps=eps, pgd_steps=int(settings.get("pgd_steps", 5)),
+                            vanishing_fraction=float(settings.get("vanishing_fraction", 1e-3)))
     n = x.shape[0]
     for key, column in values.items():
         full: list[Any] = [None] * n

@@ -29,7 +29,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
              n_examples: int | None = None, batch_size: int | None = None, seed: int = 0, *,
              surrogate: nn.Module | None = None, out_dir: str | Path | None = None,
              restart: bool = False, log: Callable[[str], None] | None = print,
-             info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             info: Mapping[str, Any] | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``(x, y)`` with every entry of ``suite`` and the masking checks.
 
     Args:
@@ -47,6 +47,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
         restart: discard partial results found in ``out_dir`` instead of resuming.
         log: called with one line per finished entry and per check (``None``: silent).
         info: extra fields stored in the record (dataset, checkpoint, ...).
+        deadline: a ``time.time()`` after which no new batch starts: ``EvaluationPaused`` is
+            raised and a rerun with the same ``out_dir`` resumes (long evaluations in pieces).
 
     Under ``torchrun`` (an initialized ``torch.distributed`` group) each rank evaluates its
     share of the batches and every rank returns the merged record; rank 0 writes the files.
@@ -68,7 +70,9 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
     batch_size = int(batch_size or suite.batch_size or DEFAULT_BATCH_SIZE)
     if surrogate is None and any(e.attack == "transfer" for e in suite.entries):
         raise ValueError(f"suite {suite.name!r} has transfer entries; pass surrogate=<plain model>")
-    entries = [CLEAN, *suite.entries, *check_entries(suite, has_surrogate=surrogate is not None)]
+    randomized = outputs_vary(model, x[:batch_size])
+    entries = [CLEAN, *suite.entries, *check_entries(suite, has_surrogate=surrogate is not None,
+                                                     randomized=randomized)]
     rank, world = _dist()
     store = None
     if out_dir is not None:
@@ -80,20 +84,20 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
                        "surrogate": model_digest(surrogate)}
         _prepare_store(store, fingerprint, restart, rank, world)
     records = run_shard(model, x, y, entries, batch_size=batch_size, seed=int(seed), rank=rank,
-                        world_size=world, surrogate=surrogate, store=store, log=log)
+                        world_size=world, surrogate=surrogate, store=store, log=log,
+                        deadline=deadline)
     merged = merge_records(gather_records(records, world), entries, n, batch_size)
     record = build_record(suite, entries, merged, model=model, n_examples=n,
                           batch_size=batch_size, seed=int(seed), world_size=world,
-                          surrogate=surrogate,
+                          surrogate=surrogate, randomized=randomized,
                           wall_seconds=time.perf_counter() - t0, info=info)
     if log is not None and rank == 0:
         for check in record["checks"]:
-            verdict = {True: "PASS", False: "FAIL", None: "skip"}[check["passed"]]
-            log(f"check {check['name']}: {verdict} - {check['detail']}")
+            log(f"check {check['name']}: {check['status'].upper()} - {check['detail']}")
+        log(f"checks: {record['checks_summary']['line']}")
         if record["checks_passed"] is False:
-            failed = ", ".join(c["name"] for c in record["checks"] if c["passed"] is False)
-            log(f"WARNING: gradient-masking checks failed ({failed}); the robust accuracies of "
-                f"suite {suite.name!r} may be overestimated")
+            log(f"WARNING: gradient-masking checks failed; the robust accuracies of suite "
+                f"{suite.name!r} may be overestimated")
     if out_dir is not None and rank == 0:
         out = Path(out_dir)
         # The resolved suite (defaults filled in, the checks' own attacks listed) beside the
@@ -104,6 +108,16 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
         text = markdown(record)
         atomic_write(out / RESULTS_MD, lambda tmp: Path(tmp).write_text(text))
     return record
+
+
+def outputs_vary(model: nn.Module, x: Tensor) -> bool:
+    """True when two eval-mode passes on the same images differ: a randomized model, whose
+    gradient attacks need EOT (the mode of every submodule is restored)."""
+    from edlnet.attacks import attack_mode
+
+    with attack_mode(model, None, x.device.type), torch.no_grad():
+        first, second = model(x), model(x)
+    return not torch.equal(first, second)
 
 
 def _device(model: nn.Module) -> torch.device:

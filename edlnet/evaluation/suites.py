@@ -35,7 +35,10 @@ from torch import nn
 
 from edlnet.attacks import (FGSM, PGD, AutoAttack, CarliniWagnerL2, SparseFool, Square,
                             Transfer, parse_eps)
-from edlnet.attacks.base import Attack
+from edlnet.attacks.base import Attack, NotApplicable
+from edlnet.attacks.bpda import SurrogatePGD
+from edlnet.attacks.eot import EOTPGD
+from edlnet.attacks.structure_loss import ResidualPGD
 
 from .corruptions import CORRUPTIONS, N_SEVERITIES
 
@@ -57,6 +60,11 @@ ATTACKS: dict[str, AttackSpec] = {
     "cw-l2": AttackSpec(CarliniWagnerL2, True),
     "sparsefool": AttackSpec(SparseFool, True),
     "autoattack": AttackSpec(AutoAttack, True),
+    # Attacks adapted to RISTA layers (docs/attacks.md): surrogate backward passes, a loss on
+    # the layers' residuals, and expectation over randomness.
+    "surrogate-pgd": AttackSpec(SurrogatePGD, True),
+    "residual-pgd": AttackSpec(ResidualPGD, True),
+    "eot-pgd": AttackSpec(EOTPGD, True),
     "square": AttackSpec(Square, False),
     # Gradients of the surrogate, not of the evaluated model: its policy is irrelevant.
     "transfer": AttackSpec(Transfer, False),
@@ -66,7 +74,8 @@ TRANSFER_SOURCES = ("pgd", "fgsm")
 W_GRAD_CHOICES = ("both", "exact", "detached", "model")
 # Constructor arguments the evaluation sets itself; a suite cannot override them.
 _RESERVED = {"model", "eps", "norm", "w_grad", "seed", "self"}
-_ENTRY_KEYS = {"name", "attack", "corruption", "norm", "eps", "settings", "w_grad", "severity"}
+_ENTRY_KEYS = {"name", "attack", "corruption", "norm", "eps", "settings", "w_grad", "severity",
+               "cascade"}
 _SUITE_KEYS = {"name", "description", "main", "n_examples", "batch_size", "entries", "checks"}
 # For one radius r: the L1 ball lies inside the L2 ball, which lies inside the Linf ball.
 _BALL_ORDER = {"L1": 0, "L2": 1, "Linf": 2}
@@ -143,6 +152,7 @@ class Entry:
     severity: int | None = None
     role: str = "suite"
     limit: int | None = None
+    cascade: bool = False
 
     @property
     def budget(self) -> Budget | None:
@@ -174,6 +184,8 @@ class Entry:
             out.update(settings=dict(self.settings))
         if self.limit is not None:
             out["limit"] = self.limit
+        if self.cascade:
+            out["cascade"] = True
         return out
 
 
@@ -304,8 +316,11 @@ def parse_entry(data: Any, where: str) -> Entry:
     if w_grad not in W_GRAD_CHOICES:
         raise SuiteError(f"{where}: w_grad must be one of {W_GRAD_CHOICES}, got {w_grad!r}")
     name = str(data.get("name") or _default_name(attack, norm, eps, settings))
+    cascade = data.get("cascade", False)
+    if not isinstance(cascade, bool):
+        raise SuiteError(f"{where}: cascade must be true or false, got {cascade!r}")
     entry = Entry(name=name, kind="attack", attack=attack, norm=norm, eps=eps,
-                  settings=settings, w_grad=w_grad)
+                  settings=settings, w_grad=w_grad, cascade=cascade)
     validate_attack_entry(entry, where)
     return entry
 
@@ -315,6 +330,8 @@ def validate_attack_entry(entry: Entry, where: str) -> None:
     reported when the suite is read, not hours into an evaluation."""
     try:
         build_attack(entry, nn.Identity(), seed=0, surrogate=nn.Identity())
+    except NotApplicable:
+        pass  # settings were read; the stand-in model just has no layers for the attack
     except TypeError as e:
         raise SuiteError(f"{where} ({entry.name}): {e}") from None
     except ValueError as e:
@@ -325,7 +342,7 @@ def build_attack(entry: Entry, model: nn.Module, seed: int,
                  surrogate: nn.Module | None = None) -> Attack:
     """The library attack an entry describes, with the evaluation's ``seed`` for the batch.
 
-    Policies are not applied here (see :func:`edlnet.evaluate.entries.run_attack`).
+    Policies are not applied here (see :func:`edlnet.evaluation.entries.run_attack`).
     """
     spec = ATTACKS[entry.attack]
     settings = dict(entry.settings)

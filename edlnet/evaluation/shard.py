@@ -8,6 +8,7 @@ world size gives exactly the unsharded result.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -35,10 +36,14 @@ def shard_batches(n: int, batch_size: int, rank: int, world_size: int) -> list[i
     return list(range(rank, math.ceil(n / batch_size), world_size))
 
 
+class EvaluationPaused(RuntimeError):
+    """The evaluation's deadline passed; finished batches are in the store, rerun to resume."""
+
+
 def run_shard(model: nn.Module, x: Tensor, y: Tensor, entries: Sequence[Entry], *,
               batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
               surrogate: nn.Module | None = None, store: PartialStore | None = None,
-              log: Log | None = None) -> list[BatchRecord]:
+              log: Log | None = None, deadline: float | None = None) -> list[BatchRecord]:
     """Evaluate every entry on this rank's batches, entry by entry (``entries[0]`` must be
     the clean entry, which the others need). Batches already in ``store`` are skipped; new
     ones are added to it as soon as they finish. Logs one line per entry."""
@@ -55,12 +60,16 @@ def run_shard(model: nn.Module, x: Tensor, y: Tensor, entries: Sequence[Entry], 
             start, stop = ranges[b]
             record = done.get((entry.name, b))
             if record is None or (record.start, record.stop) != (start, stop):
+                if deadline is not None and time.time() > deadline:
+                    raise EvaluationPaused(f"deadline reached before {entry.name!r}, batch {b}; "
+                                           "finished batches are saved: run again to resume")
                 if entry.kind == "probe" and fd_model is None:
                     fd_model, _ = float64_copy(model)
                 clean = records[("clean", b)].robust if entry.needs_clean else None
+                alive = _still_robust(entry, entries, records, b) if entry.cascade else None
                 record = run_batch(entry, model, x[start:stop], y[start:stop], batch=b,
                                    start=start, seed=seed, clean=clean, surrogate=surrogate,
-                                   fd_model=fd_model)
+                                   fd_model=fd_model, alive=alive)
                 if store is not None:
                     store.add(record)
             else:
@@ -71,6 +80,30 @@ def run_shard(model: nn.Module, x: Tensor, y: Tensor, entries: Sequence[Entry], 
             prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
             log(prefix + _entry_line(entry, shard, resumed, len(mine)))
     return list(records.values())
+
+
+def white_box_column(entry: Entry, record: BatchRecord) -> list[bool | None]:
+    """Per example, robust under the entry's white-box part (an AutoAttack entry also holds
+    Square, a black-box attack, whose verdict is kept apart)."""
+    return record.values.get("white_box", record.robust)
+
+
+def _still_robust(entry: Entry, entries: Sequence[Entry], records: dict, batch: int) -> list[bool]:
+    """Examples of ``batch`` that every white-box attack run before ``entry`` inside its budget
+    left robust (None = not evaluated by that attack: it neither breaks nor protects)."""
+    alive: list[bool] | None = None
+    budget = entry.budget
+    for other in entries:
+        if other is entry:
+            break
+        if not (other.gradient and other.budget is not None and budget is not None
+                and budget.contains(other.budget)):
+            continue
+        column = white_box_column(other, records[(other.name, batch)])
+        alive = [v is None or bool(v) for v in column] if alive is None else \
+            [a and (v is None or bool(v)) for a, v in zip(alive, column)]
+    n = len(records[("clean", batch)].robust)
+    return alive if alive is not None else [True] * n
 
 
 @dataclass

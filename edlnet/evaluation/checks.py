@@ -1,0 +1,609 @@
+"""Gradient-masking checks that run with every suite.
+
+A model whose gradients are hidden (zero, vanishing, exploding, noisy, randomized, or a wrong
+surrogate backward pass through the reweighting) makes gradient attacks fail and looks robust
+without being robust. Each check detects one such pattern; docs/checks.md has one section per
+check (what it detects, its threshold and why, what to do when it fails) and every failing
+check's message points to it. Options come from the suite file's ``checks:`` section over
+``DEFAULTS`` (``false`` turns a check off). Each check returns ``{"name", "status", "passed",
+"detail", "doc"}`` with ``status`` one of ``passed``, ``failed``, ``skipped`` (it applies but
+could not run) or ``not applicable`` (the suite holds nothing it is about), and ``passed``
+True, False or None to match; a skipped check is never counted as passed.
+
+Checks that compare attacks do it per example: a count of examples that one attack breaks and
+the others all missed, never a difference of totals.
+
+- ``large_eps``: PGD from the clean image at a large budget (64/255 in Linf) must break almost
+  every clean-correct example (surviving fraction <= ``max_accuracy``, 0.02).
+- ``more_steps``: PGD with 4x the steps and more restarts, run on the examples every reported
+  white-box attack left robust, must break at most ``tolerance`` (0.5%) of the attacked
+  examples: otherwise the reported attacks had not converged.
+- ``single_step``: FGSM must not break, beyond ``tolerance`` (0.5%), examples that every
+  multi-step gradient attack at the same budget missed.
+- ``black_box``: Square (>= 1,000 queries; and the Square part of AutoAttack entries) must not
+  break more than ``tolerance`` (0.2%, AutoAttack's own value) of the examples that every
+  white-box attack left robust.
+- ``transfer``: PGD on a plain surrogate, judged on the model, the same rule; skipped (and said
+  so) without a surrogate.
+- ``input_gradients``: fp32 input gradients at the clean images, at random points of the main
+  ball and at PGD iterates, and at every step of the suite's gradient attacks, must be finite,
+  non-zero and not vanishing (norm below ``vanishing_fraction`` of the clean-image gradient's)
+  for the model's true gradient (``exact`` policy of dictionary layers, or the model's own);
+  surrogate policies (``detached``) are reported beside it.
+- ``gradient_agreement``: central finite differences on a float64 copy confirm the true
+  gradient's slope (within a factor 2) at the probe points for at least ``min_agreement``
+  (0.9) of the probed examples.
+- ``budget_monotone``: for entries that differ only in budget, accuracy must not rise with the
+  budget beyond noise (paired McNemar-style rule, z = 2).
+- ``deterministic``: two eval-mode passes give identical outputs; a randomized model passes only
+  when EOT attacks were added to its worst case.
+- ``autoattack_flags``: AutoAttack's own warnings, and non-finite gradients or images inside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from typing import Any, Mapping
+
+from edlnet.attacks import parse_eps
+
+from .autoattack_split import is_split_autoattack
+from .shard import EntryResult
+from .suites import Entry, Suite, SuiteError, validate_attack_entry
+from .worst_case import counted_entries
+
+PROBE = "check/gradients"
+LARGE_EPS = "check/large-eps"
+MORE_STEPS = "check/more-steps"
+EOT = "check/eot-pgd"
+SQUARE = "check/square"
+TRANSFER = "check/transfer"
+
+DOC = "docs/checks.md"
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "large_eps": {"norm": "Linf", "eps": "64/255", "steps": 20, "max_accuracy": 0.02,
+                  "limit": 500},
+    "more_steps": {"base": None, "steps": None, "restarts": 2, "tolerance": 0.005, "limit": 500},
+    "single_step": {"tolerance": 0.005},
+    "black_box": {"n_queries": 1000, "tolerance": 0.002, "limit": 500},
+    "transfer": {"steps": 20, "tolerance": 0.002, "limit": 500},
+    "gradients": {"n_probe": 64, "h": 1e-3, "max_bad_fraction": 0.01, "min_agreement": 0.9,
+                  "vanishing_fraction": 1e-3, "pgd_steps": 5},
+    "budget_monotone": {"z": 2.0},
+    "deterministic": {"eot_samples": 8, "steps": 20},
+    "autoattack_flags": {},
+}
+CHECK_NAMES = ("large_eps", "more_steps", "single_step", "black_box", "transfer",
+               "input_gradients", "gradient_agreement", "budget_monotone", "deterministic",
+               "autoattack_flags")
+# Square below this many queries is too weak to tell masking apart from a weak attack.
+MIN_SQUARE_QUERIES = 1000
+
+
+def resolve_check_options(suite: Suite, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check options of ``suite``: defaults overridden by the file, references resolved."""
+    unknown = set(raw) - set(DEFAULTS)
+    if unknown:
+        raise SuiteError(f"{where}: unknown checks {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    out: dict[str, Any] = {}
+    for name, defaults in DEFAULTS.items():
+        given = raw.get(name, {})
+        if given is False or (given is None and name in raw):
+            out[name] = {"enabled": False, "reason": "turned off in the suite file"}
+            continue
+        if given is True:
+            given = {}
+        if not isinstance(given, Mapping):
+            raise SuiteError(f"{where}: checks.{name} must be a mapping of options or false")
+        if given.get("enabled", True) is False:  # {enabled: false, reason: "..."}
+            out[name] = {"enabled": False,
+                         "reason": str(given.get("reason", "turned off in the suite file"))}
+            continue
+        given = {k: v for k, v in given.items() if k not in ("enabled", "reason")}
+        bad = set(given) - set(defaults)
+        if bad:
+            raise SuiteError(f"{where}: checks.{name} has no options {sorted(bad)}; "
+                             f"its options are {sorted(defaults)}")
+        out[name] = {**defaults, **given, "enabled": True}
+    _resolve_references(suite, out, where)
+    for entry in check_entries(suite, out, has_surrogate=True, randomized=True):
+        if entry.kind == "attack":
+            validate_attack_entry(entry, f"{where}, checks")
+    return out
+
+
+def _resolve_references(suite: Suite, opts: dict[str, Any], where: str) -> None:
+    large = opts["large_eps"]
+    if large["enabled"]:
+        try:
+            parse_eps(large["eps"])
+        except ValueError as e:
+            raise SuiteError(f"{where}: checks.large_eps: {e}") from None
+    main = suite.main
+    for name in ("more_steps", "black_box", "transfer", "single_step"):
+        if opts[name]["enabled"] and main is None:
+            opts[name] = {"enabled": False, "reason": "the suite has no main budget to compare at"}
+    black = opts["black_box"]
+    if black["enabled"] and int(black["n_queries"]) < MIN_SQUARE_QUERIES:
+        raise SuiteError(f"{where}: checks.black_box.n_queries must be >= {MIN_SQUARE_QUERIES} "
+                         f"(got {black['n_queries']}): a weaker Square cannot tell masking from "
+                         "a weak attack")
+    more = opts["more_steps"]
+    if more["enabled"]:
+        if more["base"] is None:
+            base = next((e for e in suite.entries
+                         if e.kind == "attack" and e.attack == "pgd" and e.budget == main), None)
+            if base is None:
+                opts["more_steps"] = {"enabled": False,
+                                      "reason": "the suite has no PGD entry at its main budget"}
+            else:
+                more["base"] = base.name
+        else:
+            base = suite.entry(more["base"])
+            if base.attack != "pgd":
+                raise SuiteError(f"{where}: checks.more_steps.base must name a PGD entry, "
+                                 f"{base.name!r} is {base.attack}")
+
+
+def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
+                  has_surrogate: bool = False, randomized: bool = False) -> list[Entry]:
+    """The extra entries the checks need (run after the suite's own, with role "check").
+
+    The attacks that compare with the suite's run cascaded: only on the examples every earlier
+    white-box attack inside the main budget left robust, so what they break is what the suite
+    missed. ``randomized`` adds the EOT attack for a model whose outputs are not deterministic.
+    """
+    opts = options if options is not None else suite.checks
+    out: list[Entry] = []
+    main = suite.main
+    grads = opts["gradients"]
+    if grads["enabled"]:
+        probe = {"h": float(grads["h"]), "pgd_steps": int(grads["pgd_steps"]),
+                 "vanishing_fraction": float(grads["vanishing_fraction"])}
+        if main is not None:
+            probe.update(norm=main.norm, eps=str(main.eps))
+        out.append(Entry(name=PROBE, kind="probe", settings=probe, role="check",
+                         limit=int(grads["n_probe"])))
+    det = opts["deterministic"]
+    if det["enabled"] and randomized and main is not None:
+        out.append(Entry(name=EOT, kind="attack", attack="eot-pgd", norm=main.norm, eps=main.eps,
+                         w_grad="both", role="check",
+                         settings={"steps": int(det["steps"]), "eot_samples": int(det["eot_samples"])}))
+    large = opts["large_eps"]
+    if large["enabled"]:
+        out.append(Entry(name=LARGE_EPS, kind="attack", attack="pgd", norm=large["norm"],
+                         eps=parse_eps(large["eps"])[0], w_grad="both", role="check",
+                         settings={"steps": int(large["steps"]), "random_start": False},
+                         limit=large["limit"]))
+    more = opts["more_steps"]
+    if more["enabled"]:
+        base = suite.entry(more["base"])
+        base_steps = int(base.settings.get("steps", 20))
+        # "More" is never fewer than the base's own steps and restarts.
+        steps = max(int(more["steps"] or 4 * base_steps), base_steps)
+        restarts = max(int(more["restarts"]), int(base.settings.get("restarts", 1)))
+        out.append(Entry(name=MORE_STEPS, kind="attack", attack="pgd", norm=base.norm,
+                         eps=base.eps, w_grad=base.w_grad, role="check", limit=more["limit"],
+                         settings={**base.settings, "steps": steps, "restarts": restarts},
+                         cascade=True))
+    transfer = opts["transfer"]
+    if transfer["enabled"] and has_surrogate:
+        out.append(Entry(name=TRANSFER, kind="attack", attack="transfer", norm=main.norm,
+                         eps=main.eps, role="check", limit=transfer["limit"],
+                         settings={"source": "pgd", "steps": int(transfer["steps"])}, cascade=True))
+    black = opts["black_box"]
+    # AutoAttack standard at the main budget already runs Square (5,000 queries) on the examples
+    # its white-box part left robust; a second, weaker Square would only repeat it.
+    has_square = any(is_split_autoattack(e) and e.budget == main for e in suite.entries)
+    if black["enabled"] and not has_square:
+        out.append(Entry(name=SQUARE, kind="attack", attack="square", norm=main.norm,
+                         eps=main.eps, role="check", limit=black["limit"],
+                         settings={"n_queries": int(black["n_queries"])}, cascade=True))
+    return out
+
+
+def run_checks(suite: Suite, merged: Mapping[str, EntryResult], has_surrogate: bool,
+               randomized: bool | None = None) -> list[dict[str, Any]]:
+    """Every check's verdict from the merged per-example results."""
+    opts = suite.checks
+    clean = merged["clean"].robust
+    return [
+        _large_eps(opts["large_eps"], merged, clean),
+        _more_steps(opts["more_steps"], suite, merged, clean),
+        _single_step(opts["single_step"], suite, merged, clean),
+        _black_box(opts["black_box"], suite, merged, clean),
+        _transfer(opts["transfer"], suite, merged, clean, has_surrogate),
+        _input_gradients(opts["gradients"], merged),
+        _gradient_agreement(opts["gradients"], merged),
+        _budget_monotone(opts["budget_monotone"], suite, merged),
+        _deterministic(opts["deterministic"], merged, randomized),
+        _autoattack_flags(opts["autoattack_flags"], merged),
+    ]
+
+
+_STATUS = {True: "passed", False: "failed", None: "skipped"}
+
+
+def _result(name: str, passed: bool | None, detail: str, applicable: bool = True,
+            **data: Any) -> dict[str, Any]:
+    """A check's verdict. ``applicable=False`` (with ``passed`` None): the suite holds nothing
+    the check is about (no budget sweep, no AutoAttack entry), which is not a skipped check."""
+    if passed is False:
+        detail += f" (what to do: {DOC}#{name})"
+    status = _STATUS[passed] if applicable else "not applicable"
+    return {"name": name, "status": status, "passed": passed, "detail": detail,
+            "doc": f"{DOC}#{name}", **data}
+
+
+def _off(name: str, opts: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not opts.get("enabled", True):
+        return _result(name, None, f"not run: {opts.get('reason', 'disabled')}")
+    return None
+
+
+_NOTHING = "not run: no example the check covers is classified correctly, so there is nothing to attack"
+
+
+def _attacked(result: EntryResult, clean: list[bool | None]) -> list[int]:
+    """Examples the entry covers that are correct on the clean image."""
+    return [i for i in result.evaluated() if clean[i]]
+
+
+def _ran(result: EntryResult) -> list[int]:
+    """Examples the entry itself attacked (a cascaded entry skips those already broken)."""
+    ran = result.values.get("ran")
+    if ran is None:
+        return result.evaluated()
+    return [i for i, v in enumerate(ran) if v]
+
+
+def _policies(result: EntryResult) -> str:
+    names = [p for p in result.by_policy if p != "model"]
+    return "+".join(names) if names else "model's own gradients"
+
+
+def _large_eps(opts: Mapping[str, Any], merged: Mapping[str, EntryResult],
+               clean: list[bool | None]) -> dict[str, Any]:
+    if (off := _off("large_eps", opts)) is not None:
+        return off
+    result = merged[LARGE_EPS]
+    attacked = _attacked(result, clean)
+    if not attacked:
+        return _result("large_eps", None, _NOTHING)
+    # Only clean-correct examples: a misclassified one is "broken" without any attack.
+    surviving = sum(bool(result.robust[i]) for i in attacked)
+    acc = surviving / len(attacked)
+    budget = result.entry.budget
+    passed = acc <= float(opts["max_accuracy"])
+    detail = (f"PGD-{opts['steps']} from the clean image at {budget.label} "
+              f"({_policies(result)}) leaves {surviving} of {len(attacked)} clean-correct examples "
+              f"robust ({acc:.3f}; must be <= {opts['max_accuracy']})")
+    if not passed:
+        detail += ": gradient attacks cannot break the model even with a huge budget"
+    return _result("large_eps", passed, detail, accuracy=acc, n=len(attacked),
+                   threshold=float(opts["max_accuracy"]))
+
+
+def _white_box_entries(suite: Suite, merged: Mapping[str, EntryResult], *, role: str | None = None,
+                       exclude: tuple[str, ...] = ()) -> list[EntryResult]:
+    """Gradient attacks inside the main budget (the suite's, and the checks' unless ``role``)."""
+    entries = counted_entries((r.entry for r in merged.values()), suite.main)
+    return [merged[e.name] for e in entries
+            if e.gradient and e.name not in exclude and (role is None or e.role == role)]
+
+
+def _white_column(result: EntryResult) -> list[bool | None]:
+    return result.values.get("white_box", result.robust)
+
+
+def _robust_under_all(clean: list[bool | None], columns: list[list[bool | None]], i: int) -> bool:
+    return bool(clean[i]) and all(c[i] is None or bool(c[i]) for c in columns)
+
+
+def _only_broken_by(name: str, other: EntryResult, other_column: list[bool | None],
+                    white: list[EntryResult], clean: list[bool | None], tolerance: float,
+                    label: str, failure: str) -> dict[str, Any]:
+    """Examples that ``other`` broke and every white-box attack left robust, as a fraction of
+    the examples ``other`` covers; fails above ``tolerance``."""
+    if not white:
+        return _result(name, None, "not run: the suite has no white-box attack at its main budget")
+    covered = [i for i in _attacked(other, clean) if other_column[i] is not None]
+    if not covered:
+        return _result(name, None, _NOTHING)
+    columns = [_white_column(w) for w in white]
+    white_robust = [i for i in covered if _robust_under_all(clean, columns, i)]
+    only = [i for i in white_robust if not other_column[i]]
+    fraction = len(only) / len(covered)
+    passed = fraction <= tolerance
+    detail = (f"{label} broke {len(only)} of the {len(white_robust)} examples that every white-box "
+              f"attack ({', '.join(w.entry.name for w in white)}) left robust, among {len(covered)} "
+              f"clean-correct examples covered: {fraction:.2%} (must be <= {tolerance:.2%})")
+    if not passed:
+        detail += f": {failure}"
+    return _result(name, passed, detail, only_broken_by_it=len(only), n=len(covered),
+                   white_box_robust=len(white_robust), fraction=fraction, examples=only[:50])
+
+
+def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
+                clean: list[bool | None]) -> dict[str, Any]:
+    if (off := _off("more_steps", opts)) is not None:
+        return off
+    strong = merged[MORE_STEPS]
+    settings = strong.entry.settings
+    white = _white_box_entries(suite, merged, role="suite")
+    return _only_broken_by("more_steps", strong, strong.robust, white, clean, float(opts["tolerance"]),
+                           f"PGD-{settings['steps']} x{settings['restarts']} restarts",
+                           "the reported attacks had not converged; more iterations break examples "
+                           "they reported robust")
+
+
+def _single_step(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
+                 clean: list[bool | None]) -> dict[str, Any]:
+    if (off := _off("single_step", opts)) is not None:
+        return off
+    singles = [r for r in _white_box_entries(suite, merged) if r.entry.attack == "fgsm"]
+    multi = [r for r in _white_box_entries(suite, merged) if r.entry.attack != "fgsm"]
+    if not singles:
+        return _result("single_step", None, "not run: the suite has no single-step (FGSM) entry "
+                       "at its main budget")
+    if not multi:
+        return _result("single_step", None, "not run: the suite has no multi-step gradient attack "
+                       "at its main budget")
+    results = [_only_broken_by("single_step", s, s.robust, multi, clean, float(opts["tolerance"]),
+                               s.entry.name, "a single step finds what many steps miss: the "
+                               "multi-step attacks are misled (masked or noisy gradients)")
+               for s in singles]
+    failed = [r for r in results if r["passed"] is False]
+    return failed[0] if failed else results[0]
+
+
+def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
+               clean: list[bool | None]) -> dict[str, Any]:
+    if (off := _off("black_box", opts)) is not None:
+        return off
+    # The check's own Square and the Square part of AutoAttack entries: both black-box.
+    extra = [r for r in merged.values() if "square" in r.values and r.entry.budget == suite.main]
+    own = merged.get(SQUARE)
+    sources = ([own] if own is not None else []) + extra
+    if not sources:
+        return _result("black_box", None, "not run: no Square attack at the main budget")
+    columns = [own.robust] if own is not None else []
+    columns += [r.values["square"] for r in extra]
+    column = columns[0]
+    for other in columns[1:]:
+        column = [a if b is None else (b if a is None else (bool(a) and bool(b)))
+                  for a, b in zip(column, other)]
+    names = ", ".join(([f"Square-{own.entry.settings['n_queries']}"] if own is not None else []) +
+                      [f"{r.entry.name} (its Square)" for r in extra])
+    return _only_broken_by("black_box", sources[0], column, _white_box_entries(suite, merged), clean,
+                           float(opts["tolerance"]), names,
+                           "a gradient-free attack finds what the gradient attacks miss, a sign of "
+                           "masked gradients")
+
+
+def _transfer(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
+              clean: list[bool | None], has_surrogate: bool) -> dict[str, Any]:
+    if (off := _off("transfer", opts)) is not None:
+        return off
+    if not has_surrogate or TRANSFER not in merged:
+        return _result("transfer", None, "not run: no surrogate model given (surrogate=..., "
+                       "edlnet eval --surrogate CKPT): train a plain ResNet to check transfer")
+    result = merged[TRANSFER]
+    return _only_broken_by("transfer", result, result.robust, _white_box_entries(suite, merged),
+                           clean, float(opts["tolerance"]), "PGD transferred from the surrogate",
+                           "examples crafted on another model break what the white-box attacks "
+                           "miss, a sign of masked gradients")
+
+
+def _probe_keys(probe: EntryResult, prefix: str) -> list[str]:
+    return [k for k in probe.values if k.startswith(prefix)]
+
+
+def _true_policy(policies: list[str]) -> str | None:
+    """The policy whose gradient is the model's true gradient."""
+    for p in ("exact", "model"):
+        if p in policies:
+            return p
+    return policies[0] if policies else None
+
+
+def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]) -> dict[str, Any]:
+    if (off := _off("input_gradients", opts)) is not None:
+        return off
+    probe = merged.get(PROBE)
+    stats: dict[str, dict[str, int]] = {}
+    for result in merged.values():
+        if result.entry.gradient:
+            for policy, s in result.grad_stats.items():
+                total = stats.setdefault(policy, {"evaluations": 0, "nonfinite": 0, "zero": 0,
+                                                  "vanishing": 0})
+                for k in total:
+                    total[k] += int(s.get(k, 0))
+    probed: dict[str, dict[str, int]] = {}
+    if probe is not None:
+        for key in _probe_keys(probe, "grad_ok:"):
+            policy = key.split(":", 1)[1].split("@")[0]
+            column = [v for v in probe.values[key] if v is not None]
+            vanish = probe.values.get(key.replace("grad_ok:", "vanishing:"), [])
+            p = probed.setdefault(policy, {"points": 0, "bad": 0, "vanishing": 0})
+            p["points"] += len(column)
+            p["bad"] += sum(1 for v in column if not v)
+            p["vanishing"] += sum(1 for v in vanish if v)
+    policies = list(dict.fromkeys(list(probed) + list(stats)))
+    if not policies:
+        return _result("input_gradients", None, "not run: no gradients were evaluated")
+    limit = float(opts["max_bad_fraction"])
+    verdicts, parts = {}, []
+    for policy in policies:
+        p = probed.get(policy, {"points": 0, "bad": 0, "vanishing": 0})
+        s = stats.get(policy, {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0})
+        bad_probe = p["bad"] + p["vanishing"]
+        bad_steps = s["nonfinite"] + s["zero"] + s["vanishing"]
+        verdicts[policy] = ((not p["points"] or bad_probe / p["points"] <= limit)
+                            and (not s["evaluations"] or bad_steps / s["evaluations"] <= limit))
+        parts.append(f"{policy}: probe {p['bad']} zero/non-finite + {p['vanishing']} vanishing of "
+                     f"{p['points']} points (clean, random in the ball, PGD iterates); attack steps "
+                     f"{s['nonfinite']} non-finite + {s['zero']} zero + {s['vanishing']} vanishing "
+                     f"of {s['evaluations']}")
+    true = _true_policy(policies)
+    passed = verdicts[true]
+    detail = ("; ".join(parts) + f" (the true gradient, {true}, must have <= {limit:.0%} bad; "
+              f"vanishing = norm below {opts['vanishing_fraction']:g} of the clean-image gradient's; "
+              "surrogate policies are reported only)")
+    if not passed:
+        detail += ": the model's true input gradient is non-finite, zero or vanishing"
+    return _result("input_gradients", passed, detail, steps=stats, probe=probed,
+                   by_policy={p: _STATUS[v] for p, v in verdicts.items()}, true_policy=true)
+
+
+def _gradient_agreement(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]) -> dict[str, Any]:
+    if (off := _off("gradient_agreement", opts)) is not None:
+        return off
+    probe = merged.get(PROBE)
+    if probe is None:
+        return _result("gradient_agreement", None, "not run: no probe")
+    keys = _probe_keys(probe, "fd_agree:")
+    policies = list(dict.fromkeys(k.split(":", 1)[1].split("@")[0] for k in keys))
+    if not policies:
+        return _result("gradient_agreement", None, "not run: no clean-correct example to probe")
+    parts, fractions = [], {}
+    for policy in policies:
+        columns = [probe.values[k] for k in keys if k.split(":", 1)[1].split("@")[0] == policy]
+        values = [v for c in columns for v in c if v is not None]
+        if not values:
+            continue
+        fractions[policy] = sum(1 for v in values if v) / len(values)
+        ratios = [float(r) for k in _probe_keys(probe, f"fd_ratio:{policy}")
+                  for r in probe.values[k] if r is not None]
+        ratios = [r for r in ratios if math.isfinite(r)]
+        median = f"{statistics.median(ratios):.3g}" if ratios else "n/a"
+        parts.append(f"{policy} {sum(1 for v in values if v)}/{len(values)} probe points "
+                     f"(median measured/claimed slope {median})")
+    if not fractions:
+        return _result("gradient_agreement", None, "not run: no clean-correct example to probe")
+    true = _true_policy(list(fractions))
+    passed = fractions[true] >= float(opts["min_agreement"])
+    detail = (f"finite differences along the gradient confirm it at: {'; '.join(parts)} (the true "
+              f"gradient, {true}, must agree at >= {opts['min_agreement']:.0%}; a surrogate policy "
+              "is not expected to)")
+    if not passed:
+        detail += ": the gradient the attacks follow does not describe the model"
+    return _result("gradient_agreement", passed, detail, fraction=fractions[true],
+                   by_policy=fractions, true_policy=true)
+
+
+def _paired(base: list[bool | None], other: list[bool | None]) -> tuple[list[int], int, int]:
+    idx = [i for i, (a, b) in enumerate(zip(base, other)) if a is not None and b is not None]
+    only_other = sum(1 for i in idx if other[i] and not base[i])
+    only_base = sum(1 for i in idx if base[i] and not other[i])
+    return idx, only_other, only_base
+
+
+def _budget_monotone(opts: Mapping[str, Any], suite: Suite,
+                     merged: Mapping[str, EntryResult]) -> dict[str, Any]:
+    if (off := _off("budget_monotone", opts)) is not None:
+        return off
+    groups: dict[str, list[Entry]] = {}
+    for e in suite.entries:
+        if e.kind == "attack" and e.eps is not None and not e.cascade:
+            # Step sizes usually scale with the budget; entries differing in them still compare.
+            settings = {k: v for k, v in e.settings.items() if k != "alpha"}
+            key = json.dumps([e.attack, e.norm, e.w_grad, settings], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(e)
+    sweeps = [sorted(g, key=lambda e: e.eps) for g in groups.values() if len({e.eps for e in g}) > 1]
+    if not sweeps:
+        return _result("budget_monotone", None, "the suite sweeps no budget", applicable=False)
+    failures, pairs = [], 0
+    for sweep in sweeps:
+        for small, large in zip(sweep, sweep[1:]):
+            idx, up, down = _paired(merged[small.name].robust, merged[large.name].robust)
+            pairs += 1
+            excess = up - down
+            allowed = float(opts["z"]) * math.sqrt(up + down)
+            if excess > allowed:
+                failures.append(f"{large.name} leaves {up} robust that {small.name} broke "
+                                f"(and breaks {down} it left)")
+    passed = not failures
+    detail = (f"{pairs} budget steps in {len(sweeps)} sweeps; accuracy never rises with the "
+              "budget beyond noise" if passed else "; ".join(failures)
+              + ": a larger budget should never help the model")
+    return _result("budget_monotone", passed, detail)
+
+
+def _deterministic(opts: Mapping[str, Any], merged: Mapping[str, EntryResult],
+                   randomized: bool | None) -> dict[str, Any]:
+    if (off := _off("deterministic", opts)) is not None:
+        return off
+    if randomized is None:
+        return _result("deterministic", None, "not run: the model's determinism was not tested")
+    if not randomized:
+        return _result("deterministic", True, "two eval-mode passes on the same images gave "
+                       "identical outputs: gradient attacks need no EOT")
+    if EOT in merged:
+        r = merged[EOT]
+        return _result("deterministic", True, f"the model is randomized (two eval-mode passes "
+                       f"differ); EOT-PGD over {r.entry.settings['eot_samples']} samples ran and "
+                       "counts in the worst case")
+    return _result("deterministic", False, "the model is randomized (two eval-mode passes differ) "
+                   "and no EOT attack ran: single-sample gradients of a random model understate "
+                   "its vulnerability")
+
+
+def _autoattack_flags(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]) -> dict[str, Any]:
+    if (off := _off("autoattack_flags", opts)) is not None:
+        return off
+    runs = [r for r in merged.values() if r.entry.attack == "autoattack"]
+    if not runs:
+        return _result("autoattack_flags", None, "the suite has no AutoAttack entry",
+                       applicable=False)
+    runs = [r for r in runs if _attacked(r, merged["clean"].robust)]
+    if not runs:
+        return _result("autoattack_flags", None, _NOTHING)
+    flags = list(dict.fromkeys(f for r in runs for f in r.flags))
+    policies = "; ".join(f"{r.entry.name}: policies {', '.join(r.by_policy) or 'model'}" for r in runs)
+    if flags:
+        return _result("autoattack_flags", False, "AutoAttack flagged: " + " | ".join(flags)
+                       + f" ({policies})", flags=flags)
+    return _result("autoattack_flags", True,
+                   f"AutoAttack raised no flag and saw no non-finite gradient or image ({policies})",
+                   flags=[])
+
+
+def checks_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many checks ran, passed, failed and were skipped, and the one-line verdict."""
+    counts = {s: sum(1 for c in checks if c["status"] == s)
+              for s in ("passed", "failed", "skipped", "not applicable")}
+    ran = counts["passed"] + counts["failed"]
+    applicable = ran + counts["skipped"]
+    na = f"; {counts['not applicable']} not applicable" if counts["not applicable"] else ""
+    skipped = ", ".join(c["name"] for c in checks if c["status"] == "skipped")
+    if counts["failed"]:
+        failed = ", ".join(c["name"] for c in checks if c["status"] == "failed")
+        line = f"{counts['failed']} of {ran} checks that ran FAILED ({failed})"
+        if skipped:
+            line += f"; skipped: {skipped}"
+    elif ran == 0:
+        line = "no check could run: robustness is not established"
+    elif counts["skipped"]:
+        line = (f"{ran} of {applicable} checks ran and passed; skipped: {skipped} (robustness "
+                "not established until they run)")
+    else:
+        line = f"all {ran} checks ran and passed"
+    return {**counts, "ran": ran, "applicable": applicable, "total": len(checks), "line": line + na}
+
+
+def checks_passed(checks: list[dict[str, Any]]) -> bool | None:
+    """False if any check failed; True only if every check ran and passed; None otherwise (a
+    skipped check is not a passed one)."""
+    if any(c["status"] == "failed" for c in checks):
+        return False
+    ran = [c for c in checks if c["status"] != "not applicable"]
+    if ran and all(c["status"] == "passed" for c in ran):
+        return True
+    return None
+
+
+__all__ = ["CHECK_NAMES", "DEFAULTS", "check_entries", "checks_passed", "checks_summary",
+           "resolve_check_options", "run_checks"]
