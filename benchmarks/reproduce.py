@@ -36,13 +36,15 @@ from edlnet.train.loop import Trainer  # noqa: E402
 
 
 def load_study(scale: str) -> dict[str, Any]:
-    path = ROOT / "configs" / "reproduce" / f"{scale}.yaml"
+    """The study of ``configs/reproduce/<scale>.yaml`` (or of a YAML path)."""
+    path = Path(scale) if scale.endswith((".yaml", ".yml")) else ROOT / "configs" / "reproduce" / f"{scale}.yaml"
     if not path.is_file():
         choices = sorted(p.stem for p in (ROOT / "configs" / "reproduce").glob("*.yaml"))
         raise SystemExit(f"no study for scale {scale!r}: {path.relative_to(ROOT)} does not exist "
                          f"(scales: {', '.join(choices)})")
     study = yaml.safe_load(path.read_text())
-    study["path"] = str(path.relative_to(ROOT))
+    path = path.resolve()
+    study["path"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     return study
 
 
@@ -72,6 +74,16 @@ def _validated(cfg: dict[str, Any], origin: str):
         tmp.unlink(missing_ok=True)
 
 
+# Figure 6 runs RISTA this many steps past the layer's own n_steps, to see where it settles.
+CONVERGENCE_STEPS = 8
+
+
+def suite_of(spec: dict[str, Any]) -> Path | str:
+    """A study's suite: a YAML file of the repository, or a library suite by name (table4)."""
+    path = ROOT / spec["suite"]
+    return path if path.is_file() else spec["suite"]
+
+
 def x_label(n: int) -> str:
     return f"CIFAR-10 test set, first {n} images, pixel-exact (the bundled sample)"
 
@@ -88,14 +100,14 @@ def is_finished(run_dir: Path) -> bool:
 class Study:
     def __init__(self, scale: str, data_root: str | None, deadline: float) -> None:
         self.study = load_study(scale)
-        self.runs = ROOT / self.study["runs_dir"]
+        self.runs = ROOT / self.study["runs_dir"]  # absolute runs_dir (tests) stays as given
         self.arms = {a["name"]: a for a in self.study["arms"]}
         self.data_root = data_root
         self.deadline = deadline
 
     def config(self, name: str):
         cfg = arm_config(self.study, self.arms[name])
-        cfg["out_dir"] = str(self.runs.relative_to(ROOT))
+        cfg["out_dir"] = str(self.runs.relative_to(ROOT)) if self.runs.is_relative_to(ROOT) else str(self.runs)
         if self.data_root:
             cfg["data_root"] = self.data_root
         return _validated(cfg, f"{self.study['path']}: arm {name}")
@@ -112,6 +124,10 @@ class Study:
         if not run_dir.exists() and "fork" in arm:
             if not self.fork(name):
                 return False
+        if not is_finished(run_dir) and epochs_done(run_dir) >= cfg.epochs:
+            # every epoch ran but the run's summary was not written (stopped right after the
+            # last epoch): resuming runs no epoch and writes train_results.json
+            Trainer(cfg, run_dir=run_dir, progress=False).fit(run_dir)
         while not is_finished(run_dir) and epochs_done(run_dir) < until:
             if self.out_of_time():
                 return False
@@ -186,9 +202,11 @@ class Study:
         from edlnet.evaluation.shard import EvaluationPaused
 
         run_dir = self.runs / name
+        if epochs_done(run_dir) and not is_finished(run_dir):
+            self.train_epochs(name, 0)  # writes the summary of a run whose epochs all ran
         spec = self.study["evaluation"][self.arms[name]["group"]]
-        suite_path = ROOT / spec["suite"]
-        out = run_dir / "eval" / suite_path.stem
+        suite_path = suite_of(spec)
+        out = run_dir / "eval" / Path(str(suite_path)).stem
         if (out / "results.json").is_file():
             return True
         if not is_finished(run_dir):
@@ -207,7 +225,7 @@ class Study:
         n = int(n_examples or spec["n_examples"])
         x, y, _ = first_test_images("cifar10-sample", n)
         model = ckpt.load(run_dir / "checkpoints" / "last")
-        print(f"[{time.strftime('%H:%M:%S')}] {name}: evaluating with {suite_path.name} on {n} images "
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: evaluating with {Path(str(suite_path)).name} on {n} images "
               f"(transfer from {surrogate_name})", flush=True)
         torch.set_num_threads(int(self.study["base"].get("threads") or torch.get_num_threads()))
         try:
@@ -221,11 +239,36 @@ class Study:
             return False
         return True
 
+    def analyze(self, name: str) -> bool:
+        """The paper's analyses of an Elastic arm's final weights (Figure 6 convergence, Table 12
+        noise recovery, β per layer), with the same seed's plain and Vanilla arms beside it."""
+        from edlnet.analysis.context import Settings
+        from edlnet.analysis.runner import analyze, build_context
+
+        run_dir = self.runs / name
+        out = run_dir / "analysis"
+        if (out / "noise_recovery" / "noise_recovery.json").is_file() or not is_finished(run_dir):
+            return True
+        if self.out_of_time():
+            return False
+        seed = self.arms[name].get("seed", 0)
+        group = self.arms[name]["group"]
+        compare = [str(self.runs / f"{group}-{d}-s{seed}") for d in ("plain", "vanilla")
+                   if is_finished(self.runs / f"{group}-{d}-s{seed}")]
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: analyses (compare {', '.join(Path(c).name for c in compare)})",
+              flush=True)
+        ctx = build_context(str(run_dir), compare, settings=Settings(n_images=64, n_steps=CONVERGENCE_STEPS), which="last",
+                            out_dir=str(out), dataset="cifar10-sample", device="cpu")
+        analyze(ctx, ["convergence", "noise-recovery", "betas"])
+        return True
+
     def evaluate_all(self, only: list[str] | None, n_examples: int | None) -> bool:
         names = [n for n in self.arms if not only or n in only]
         for name in names:
             if not self.evaluate(name, n_examples):
                 print(f"[{time.strftime('%H:%M:%S')}] time budget reached; run again to resume", flush=True)
+                return False
+            if "-elastic-" in name and not self.analyze(name):
                 return False
         return True
 

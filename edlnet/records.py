@@ -30,6 +30,17 @@ def git_commit() -> str | None:
     return (commit + ("-dirty" if dirty else "")) or None
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (speeds are only comparable within one machine: records say which)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment() -> dict[str, Any]:
     """Library versions and machine facts recorded with every result."""
     import numpy
@@ -38,7 +49,8 @@ def environment() -> dict[str, Any]:
     from . import __version__
     env = {"edlnet": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
            "python": platform.python_version(), "platform": platform.platform(),
-           "git_commit": git_commit(), "threads": torch.get_num_threads(),
+           "git_commit": git_commit(), "threads": torch.get_num_threads(), "cpu": cpu_model(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     try:  # the reference AutoAttack is the PyPI package pyautoattack
         from importlib.metadata import version

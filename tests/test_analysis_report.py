@@ -72,7 +72,10 @@ def test_report_has_every_section_and_embeds_images(run_dir, analysed, tmp_path)
     write_json(run_dir / "eval" / "quick" / "results.json", {
         "clean": 0.25, "worst_case": 0.0, "attacks": {"pgd-exact": 0.0, "pgd-detached": 0.125},
         "checks": [{"name": "finite gradients", "passed": True, "detail": "0 of 8 non-finite"},
-                   {"name": "eps sweep to zero", "passed": False, "detail": "0.1 at 1.0"}]})
+                   {"name": "eps sweep to zero", "passed": False, "detail": "0.1 at 1.0"},
+                   # Current records carry a status: a skipped check is not a passed one.
+                   {"name": "transfer", "status": "skipped", "passed": None,
+                    "detail": "not run: no surrogate"}]})
     bench_dir = tmp_path / "bench"
     assert main(["bench", "--width", "4", "--batch", "1", "--repeats", "1", "--warmup", "0",
                  "--layers-list", "0,2", "--threads", "1", "--out", str(bench_dir)]) == 0
@@ -86,6 +89,7 @@ def test_report_has_every_section_and_embeds_images(run_dir, analysed, tmp_path)
         assert section in md, section
     assert "1 FAILED" in md and "| pgd-detached | 0.125 |" in md
     assert "| eps sweep to zero | FAILED | 0.1 at 1.0 |" in md
+    assert "| transfer | skipped | not run: no surrogate |" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) >= 10
     for link in links:

@@ -1,5 +1,6 @@
 """Contract every attack honours: exact budgets, [0, 1] box, eval mode restored, fp32,
-autocast off, w_grad policy applied during the attack and restored after."""
+autocast off, w_grad policy applied during the attack and restored after; robustness judged
+without crediting a broken computation; vanishing gradients counted."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,6 +13,7 @@ from torch import nn
 
 from edlnet.attacks import (FGSM, PGD, CarliniWagnerL2, SparseFool, Square, parse_eps,
                             perturbation_norm, robust_at)
+from edlnet.attacks.base import Attack, judge
 
 torch.set_num_threads(1)
 
@@ -151,3 +153,92 @@ def test_robust_at_reads_minimal_norms():
     norms = torch.tensor([0.0, 0.3, 0.5, float("inf")])
     assert robust_at(norms, "1/2").tolist() == [False, False, False, True]
     assert robust_at(norms, 0.2).tolist() == [False, True, True, True]
+
+
+class NanLogitsAbove(nn.Module):
+    """A linear classifier whose logits are NaN wherever some pixel exceeds ``threshold``:
+    a model that fails on an allowed input."""
+
+    def __init__(self, threshold: float = 0.9) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3 * 6 * 6, 10)
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        out = self.lin(flat)
+        bad = flat.amax(dim=1, keepdim=True) > self.threshold
+        return torch.where(bad, torch.full_like(out, float("nan")), out)
+
+
+class FixedPoint(Attack):
+    """An "attack" that returns the points it was given (to test the judging alone)."""
+
+    norms = ("Linf",)
+
+    def __init__(self, model: nn.Module, x_adv: torch.Tensor) -> None:
+        super().__init__(model, eps="3/20", norm="Linf")
+        self.x_adv = x_adv
+
+    def _perturb(self, x, y):  # noqa: ANN001
+        return self.x_adv.clone(), {}
+
+
+def test_judge_never_credits_a_broken_computation():
+    model = NanLogitsAbove().eval()
+    x = 0.8 * torch.rand(4, 3, 6, 6, generator=torch.Generator().manual_seed(2))  # all < 0.9
+    x[1, 0, 0, 0] = 0.8
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    x_adv = x.clone()
+    x_adv[0] = float("nan")           # not an image: falls back to the clean image, robust
+    x_adv[1, 0, 0, 0] = 0.95          # a valid image (in budget) with NaN logits: broken
+    x_adv[2, 0, 0, 0] = float("inf")  # not an image either
+    back, robust, invalid = judge(model, x, x_adv, y)
+    assert robust.tolist() == [True, False, True, True]
+    assert torch.equal(back[0], x[0]) and torch.equal(back[2], x[2]) and torch.equal(back[1], x_adv[1])
+    assert invalid == {"nonfinite_images": 2, "nonfinite_logits": 1}
+    # Attack.run judges the same way and reports the counts (its budget projection keeps a
+    # NaN image NaN; +inf would be clamped into the ball, so example 2 stays clean here).
+    x_adv[2] = x[2]
+    result = FixedPoint(model, x_adv).run(x, y)
+    assert result.robust.tolist() == [True, False, True, True]
+    assert result.info["invalid_points"] == {"nonfinite_images": 1, "nonfinite_logits": 1}
+    assert bool(torch.isfinite(result.x_adv).all()) and torch.equal(result.x_adv[0], x[0])
+    clean = FixedPoint(model, x).run(x, y)
+    assert bool(clean.robust.all()) and "invalid_points" not in clean.info
+
+
+class _FlatAwayFromStart(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, start):  # noqa: ANN001
+        ctx.save_for_backward(x, start)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        x, start = ctx.saved_tensors
+        moved = (x - start).flatten(1).abs().amax(dim=1) > 0
+        return grad * torch.where(moved, 1e-6, 1.0).view(-1, *([1] * (x.dim() - 1))), None
+
+
+class FlatAwayFromStart(nn.Module):
+    """Identity whose input gradient shrinks by 1e-6 once the input leaves ``start``."""
+
+    def __init__(self, start: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("start", start)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _FlatAwayFromStart.apply(x, self.start)
+
+
+def test_vanishing_gradients_are_counted_against_the_first_step():
+    x, y = batch()
+    model = nn.Sequential(FlatAwayFromStart(x), nn.Flatten(), nn.Linear(3 * 6 * 6, 10)).eval()
+    result = PGD(model, eps="8/255", steps=4, random_start=False).run(x, y)
+    stats = result.info["grad_stats"]
+    # The first gradient (at x) sets the scale; the three later ones are 1e-6 of it.
+    assert stats == {"evaluations": 16, "nonfinite": 0, "zero": 0, "vanishing": 12}
+    plain = PGD(model[1:], eps="8/255", steps=4, random_start=False).run(x, y)
+    assert plain.info["grad_stats"]["vanishing"] == 0

@@ -12,6 +12,7 @@ from torch import nn
 
 from edlnet.attacks import (PGD, EOTPGD, ResidualPGD, SurrogatePGD, is_randomized, make_twin,
                             perturbation_norm)
+from edlnet.attacks.base import NotApplicable
 from edlnet.attacks.structure_loss import layer_residual, saturation
 from edlnet.layers import DictConv2d, dict_layers
 from edlnet.models import capture_layers, create_model
@@ -263,7 +264,10 @@ def test_residual_pgd_saturates_the_reweighting():
 
 
 def test_residual_pgd_needs_a_reweighting_layer():
-    with pytest.raises(ValueError):
+    # NotApplicable (a ValueError): suites record such an entry as not evaluated.
+    with pytest.raises(NotApplicable, match="robust or elastic"):
         ResidualPGD(create_model("resnet10", dl="vanilla", width=8), eps="8/255")
+    with pytest.raises(NotApplicable):
+        ResidualPGD(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), eps="8/255")
     with pytest.raises(ValueError):
         ResidualPGD(edl_model(), eps="8/255", layers="some")

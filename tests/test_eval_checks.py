@@ -1,5 +1,7 @@
 """Gradient-masking checks: they trip on deliberately masked models (zero, noisy and exploding
-input gradients, and a model whose unmasked twin transfers) and stay quiet on plain models."""
+input gradients, and a model whose unmasked twin transfers) and stay quiet on plain models.
+A check that could not run (transfer without a surrogate) is "skipped", never "passed", so
+robustness is established (``checks_passed`` True) only when every applicable check ran."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +10,7 @@ from torch import nn
 
 from edlnet.data import load_dataset
 from edlnet.evaluation import evaluate
+from edlnet.evaluation.checks import CHECK_NAMES, checks_passed, checks_summary
 
 torch.set_num_threads(1)
 pytest.importorskip("pyautoattack")  # Square runs through the reference implementation
@@ -85,6 +88,10 @@ def verdicts(record: dict) -> dict[str, bool | None]:
     return {c["name"]: c["passed"] for c in record["checks"]}
 
 
+def statuses(record: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in record["checks"]}
+
+
 def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kw) -> dict:
     kw.setdefault("log", None)
     return evaluate(model, x, y, suite=SUITE, batch_size=8, **kw)
@@ -94,16 +101,59 @@ def test_quiet_on_a_plain_linear_model():
     model = linear()
     x, y = toy_data(model)
     record = run(model, x, y, surrogate=linear(seed=5))
-    v = verdicts(record)
+    v, s = verdicts(record), statuses(record)
+    assert [c["name"] for c in record["checks"]] == list(CHECK_NAMES)
     assert record["checks_passed"] is True, record["checks"]
-    for name in ("large_eps", "more_steps", "black_box", "transfer", "input_gradients",
-                 "gradient_agreement"):
-        assert v[name] is True, name
-    assert v["budget_monotone"] is None and v["autoattack_flags"] is None  # nothing to check
+    for name in ("large_eps", "more_steps", "single_step", "black_box", "transfer",
+                 "input_gradients", "gradient_agreement", "deterministic"):
+        assert v[name] is True and s[name] == "passed", name
+    # Nothing to check is not a skipped check: no budget sweep, no AutoAttack entry.
+    assert v["budget_monotone"] is None and s["budget_monotone"] == "not applicable"
+    assert v["autoattack_flags"] is None and s["autoattack_flags"] == "not applicable"
+    assert record["checks_summary"]["line"] == "all 8 checks ran and passed; 2 not applicable"
+    # The checks' own comparison attacks ran cascaded: only on what the suite left robust.
+    square = record["entries"]["check/square"]
+    assert square["cascade"] is True and square["attack_settings"]["n_queries"] >= 1000
 
 
-def test_quiet_on_a_small_cnn_trained_a_few_steps():
-    torch.manual_seed(0)
+def test_without_a_surrogate_robustness_is_not_established():
+    model = linear()
+    x, y = toy_data(model)
+    record = run(model, x, y)
+    transfer = next(c for c in record["checks"] if c["name"] == "transfer")
+    assert transfer["status"] == "skipped" and transfer["passed"] is None
+    assert "no surrogate" in transfer["detail"] and "check/transfer" not in record["entries"]
+    assert not any(c["status"] == "failed" for c in record["checks"])
+    assert record["checks_passed"] is None  # every other check passed; that is not enough
+    line = record["checks_summary"]["line"]
+    assert "skipped: transfer" in line and "not established" in line, line
+
+
+def test_checks_passed_needs_every_applicable_check_to_pass():
+    def c(name: str, status: str) -> dict:
+        passed = {"passed": True, "failed": False}.get(status)
+        return {"name": name, "status": status, "passed": passed}
+
+    ok = [c("a", "passed"), c("b", "passed"), c("c", "not applicable")]
+    assert checks_passed(ok) is True
+    assert checks_summary(ok)["line"] == "all 2 checks ran and passed; 1 not applicable"
+    skipped = ok + [c("d", "skipped")]
+    assert checks_passed(skipped) is None
+    assert "skipped: d" in checks_summary(skipped)["line"]
+    failed = skipped + [c("e", "failed")]
+    assert checks_passed(failed) is False
+    summary = checks_summary(failed)
+    assert summary["line"].startswith("1 of 3 checks that ran FAILED (e)") and summary["failed"] == 1
+    assert summary["skipped"] == 1 and summary["applicable"] == 4 and summary["total"] == 5
+    nothing = [c("a", "skipped"), c("b", "not applicable")]
+    assert checks_passed(nothing) is None
+    assert checks_summary(nothing)["line"].startswith("no check could run")
+    assert checks_passed([c("a", "not applicable")]) is None  # nothing ran at all
+
+
+def small_cnn(seed: int) -> nn.Module:
+    """A CNN trained 30 SGD steps on the bundled sample (32x32)."""
+    torch.manual_seed(seed)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4),
                           nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
     data = load_dataset("cifar10-sample")
@@ -115,16 +165,26 @@ def test_quiet_on_a_small_cnn_trained_a_few_steps():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    record = run(model, data.x_test[:32], data.y_test[:32])
+    return model.eval()
+
+
+def test_quiet_on_a_small_cnn_trained_a_few_steps():
+    model = small_cnn(seed=0)
+    data = load_dataset("cifar10-sample")
+    # Another plain CNN (other seed) as the transfer surrogate, so every check can run.
+    record = run(model, data.x_test[:32], data.y_test[:32], surrogate=small_cnn(seed=1))
     assert record["clean"] > 0.15  # it learned something, so the checks have work to do
+    assert statuses(record)["transfer"] == "passed"
     assert record["checks_passed"] is True, record["checks"]
 
 
 def test_zero_gradient_front_trips_the_checks():
     model = linear(front=ZeroGradient())
     x, y = toy_data(model)
-    v = verdicts(run(model, x, y, surrogate=linear()))
+    record = run(model, x, y, surrogate=linear())
+    v = verdicts(record)
+    assert record["checks_passed"] is False
+    assert all(c["status"] == "failed" for c in record["checks"] if c["passed"] is False)
     assert v["input_gradients"] is False       # all-zero gradients
     assert v["gradient_agreement"] is False    # the function changes where the gradient says it does not
     assert v["large_eps"] is False             # PGD from the clean image goes nowhere

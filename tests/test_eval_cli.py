@@ -10,6 +10,8 @@ from torch import nn
 import edlnet
 from edlnet.cli import main
 from edlnet.evaluation import benchmark
+from edlnet.evaluation.checks import CHECK_NAMES
+from edlnet.evaluation.cli import evaluation_dataset
 
 torch.set_num_threads(1)
 pytest.importorskip("pyautoattack")
@@ -18,21 +20,27 @@ pytest.importorskip("pyautoattack")
 def test_eval_quick_suite_on_a_tiny_saved_model(tmp_path, capsys):
     run = tmp_path / "run"
     edlnet.save(edlnet.create_model("resnet10", width=4, dl="elastic"), run / "checkpoints" / "best")
-    (run / "config.yaml").write_text("dataset: cifar10-sample\n")
+    # Trained on re-encoded CIFAR-10 that is not on this machine: the evaluation defaults to
+    # the bundled pixel-exact test images and never reads the run's dataset.
+    (run / "config.yaml").write_text("dataset: cifar10-jpeg\ndata_root: /nonexistent/cifar10\n")
     assert main(["eval", str(run), "--suite", "quick", "--n-examples", "16"]) == 0
     out = run / "eval" / "quick"
     printed = capsys.readouterr().out
     assert "# Robustness evaluation: suite `quick`" in printed and "## Gradient-masking checks" in printed
     record = json.loads((out / "results.json").read_text())
+    assert record["dataset"] == "CIFAR-10 sample" and "pixel-exact" in record["images"]
     assert (out / "results.md").read_text().startswith("# Robustness evaluation")
     assert (out / "suite.yaml").exists()
-    assert set(record["attacks"]) == {"FGSM", "PGD-10", "Square-100"}
+    assert set(record["attacks"]) == {"FGSM", "PGD-10"}  # black-box: the checks' Square-1000
     assert record["n_examples"] == 16 and record["seed"] == 0
     assert len(record["per_example"]["worst_case"]) == 16
     assert record["worst_case"] <= min(record["attacks"].values()) <= record["clean"]
-    names = [c["name"] for c in record["checks"]]
-    assert names == ["large_eps", "more_steps", "black_box", "transfer", "input_gradients",
-                     "gradient_agreement", "budget_monotone", "autoattack_flags"]
+    assert [c["name"] for c in record["checks"]] == list(CHECK_NAMES)
+    assert {c["status"] for c in record["checks"]} <= {"passed", "failed", "skipped", "not applicable"}
+    # No --surrogate: transfer is skipped, so robustness is never established.
+    assert next(c for c in record["checks"] if c["name"] == "transfer")["status"] == "skipped"
+    assert record["checks_passed"] is not True
+    assert f"checks: {record['checks_summary']['line']}" in printed
     assert record["entries"]["PGD-10"]["attack_settings"]["policies"] == ["exact", "detached"]
     assert record["environment"]["torch"] == torch.__version__ and "git_commit" in record["environment"]
     assert all(s >= 0 for s in record["seconds"].values())
@@ -40,6 +48,19 @@ def test_eval_quick_suite_on_a_tiny_saved_model(tmp_path, capsys):
     assert main(["eval", str(run), "--suite", "quick", "--n-examples", "16", "--quiet"]) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["per_example"] == record["per_example"]
+
+
+def test_evaluation_dataset_defaults_to_pixel_exact_test_images():
+    # A re-encoded CIFAR-10 has other test pixels: use the bundled pixel-exact ones.
+    for name in ("cifar10-jpeg", "CIFAR10_JPEG"):
+        assert evaluation_dataset(None, None, {"dataset": name, "data_root": "/d"}) == \
+            ("cifar10-sample", None)
+    assert evaluation_dataset(None, None, {}) == ("cifar10-sample", None)
+    assert evaluation_dataset(None, None, {"dataset": "cifar10-sample"})[0] == "cifar10-sample"
+    # Another dataset is read from the run's own root; --dataset/--data-root always win.
+    assert evaluation_dataset(None, None, {"dataset": "tinyimagenet", "data_root": "/d"}) == \
+        ("tinyimagenet", "/d")
+    assert evaluation_dataset("npz", "/x.npz", {"dataset": "cifar10-jpeg"}) == ("npz", "/x.npz")
 
 
 def test_eval_errors_are_one_line(tmp_path, capsys):
@@ -69,11 +90,27 @@ def test_benchmark_runs_autoattack_on_the_first_exact_test_images():
     assert record["images"] == "first 8 test images" and record["eps_exact"] == "32/255"
     assert record["attacks"].keys() == {"AutoAttack Linf 32/255"}
     assert record["clean"] == 1.0 and record["worst_case"] == 0.0  # a linear model is not robust
-    verdicts = {c["name"]: c["passed"] for c in record["checks"]}
-    assert verdicts["black_box"] is None  # AutoAttack's own Square check covers it
-    assert verdicts["autoattack_flags"] is True and verdicts["large_eps"] is True
+    # AutoAttack standard runs once per policy without running Square twice: its white-box
+    # part, then Square (5,000 queries) on what that left robust.
     settings = record["entries"]["AutoAttack Linf 32/255"]["attack_settings"]
-    assert settings["attack"]["version"] == "standard"
+    assert settings["white_box_part"] == ["apgd-ce", "apgd-t", "fab-t"]
+    assert settings["policies"] == ["model"]  # no dictionary layers: the model's own gradients
+    assert settings["white_box:model"]["attacks"] == ["apgd-ce", "apgd-t", "fab-t"]
+    assert settings["square"]["attacks"] == ["square"]
+    aa = record["autoattack_standard"]["AutoAttack Linf 32/255"]
+    assert aa["accuracy"] == 0.0 and aa["n_examples"] == 8 and aa["policy"] == "model"
+    assert record["robustbench"]["autoattack_standard"] == 0.0
+    assert record["robustbench"]["worst_case"] == record["worst_case"] <= aa["accuracy"]
+    assert record["robustbench"]["checks"] == record["checks_summary"]["line"]
+    verdicts = {c["name"]: c["status"] for c in record["checks"]}
+    # AutoAttack's own Square (5,000 queries) is the black-box check; no second Square runs.
+    assert "check/square" not in record["entries"]
+    black_box = next(c for c in record["checks"] if c["name"] == "black_box")
+    assert black_box["status"] == "passed" and "its Square" in black_box["detail"], black_box
+    assert black_box["n"] == 8  # all clean-correct examples are covered by AutoAttack's cascade
+    assert verdicts["autoattack_flags"] == "passed" and verdicts["large_eps"] == "passed"
+    assert verdicts["more_steps"] == "skipped" and verdicts["transfer"] == "skipped"
+    assert record["checks_passed"] is None
     with pytest.raises(ValueError, match="threat_model"):
         benchmark(model, threat_model="corruptions")
     with pytest.raises(ValueError, match="has 1000 test images"):

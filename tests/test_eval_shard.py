@@ -76,6 +76,18 @@ def test_sharded_results_equal_unsharded():
     assert merged["PGD-3"][0][0] is False                 # the clean mistake is not robust
     assert set(merged["PGD-3"][1]) == {"exact", "detached"}
     assert merged["check/more-steps"][0][7:] == [None] * 3  # beyond the check's limit
+    # Cascaded check attacks run only on the examples every white-box attack before them at
+    # the main budget (FGSM, PGD-3) left robust, batch by batch on every rank; the others are
+    # recorded as broken, and values["ran"] says which ones the check attacked itself.
+    alive = [bool(a and b) for a, b in zip(merged["FGSM"][0], merged["PGD-3"][0])]
+    assert 0 < sum(alive) < len(x)                         # both kinds of example occur
+    more = merged["check/more-steps"][0]                   # None beyond its limit: no say
+    after_more = [a and (m is None or m) for a, m in zip(alive, more)]
+    for name, limit, before in (("check/more-steps", 7, alive),
+                                ("check/square", len(x), after_more)):
+        robust, _, values = merged[name]
+        assert values["ran"] == [before[i] if i < limit else None for i in range(len(x))], name
+        assert all(robust[i] is False for i in range(limit) if not before[i]), name
 
 
 def test_a_missing_shard_is_an_error():

@@ -100,3 +100,34 @@ def test_bad_suites_are_reported_with_the_fix(tmp_path):
     suite = load_suite(path)
     assert suite.entries[0].name == "FGSM Linf 2/255"
     assert not suite.checks["more_steps"]["enabled"]  # no main budget: said, not crashed
+
+
+def test_quick_suite_leaves_black_box_to_the_check():
+    quick = load_suite("quick")
+    assert not any(e.attack == "square" for e in quick.entries)  # no weak Square-100 entry
+    assert quick.checks["black_box"]["n_queries"] >= 1000
+    checks = {e.name: e for e in check_entries(quick, has_surrogate=True)}
+    # The checks' comparison attacks run cascaded, after the suite's own; the probe does not.
+    assert all(checks[n].cascade for n in ("check/more-steps", "check/transfer", "check/square"))
+    assert not checks["check/large-eps"].cascade and checks["check/square"].role == "check"
+    assert "check/eot-pgd" not in checks  # only for a randomized model
+    assert "check/eot-pgd" in {e.name for e in check_entries(quick, randomized=True)}
+
+
+def test_black_box_square_needs_1000_queries():
+    entries = [{"name": "PGD", "attack": "pgd", "eps": "8/255"}]
+    with pytest.raises(SuiteError, match="n_queries must be >= 1000"):
+        load_suite({"name": "s", "main": {"eps": "8/255"}, "entries": entries,
+                    "checks": {"black_box": {"n_queries": 100}}})
+
+    def square_check(aa_settings):
+        suite = load_suite({"name": "s", "main": {"eps": "8/255"}, "entries": entries + [
+            {"name": "AA", "attack": "autoattack", "eps": "8/255", "settings": aa_settings}]})
+        return "check/square" in {e.name for e in check_entries(suite)}
+
+    # AutoAttack standard (both policies) at the main budget runs a full Square itself ...
+    assert not square_check({"version": "standard"})
+    assert not square_check({"version": "standard", "n_queries": 1000})
+    # ... but not when its Square is cut short: then the check's own Square runs.
+    assert square_check({"version": "standard", "n_queries": 100})
+    assert square_check({"attacks": ["apgd-ce"]})  # no Square part at all

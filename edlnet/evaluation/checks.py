@@ -196,7 +196,11 @@ def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
     black = opts["black_box"]
     # AutoAttack standard at the main budget already runs Square (5,000 queries) on the examples
     # its white-box part left robust; a second, weaker Square would only repeat it.
-    has_square = any(is_split_autoattack(e) and e.budget == main for e in suite.entries)
+    # Only a full-strength one stands in: an entry whose n_queries is lowered below the minimum
+    # (a quick run) does not (unset: the reference's 5,000).
+    has_square = any(is_split_autoattack(e) and e.budget == main
+                     and int(e.settings.get("n_queries") or 5000) >= MIN_SQUARE_QUERIES
+                     for e in suite.entries)
     if black["enabled"] and not has_square:
         out.append(Entry(name=SQUARE, kind="attack", attack="square", norm=main.norm,
                          eps=main.eps, role="check", limit=black["limit"],
@@ -370,7 +374,10 @@ def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entry
     if not sources:
         return _result("black_box", None, "not run: no Square attack at the main budget")
     columns = [own.robust] if own is not None else []
-    columns += [r.values["square"] for r in extra]
+    # AutoAttack's Square ran only on what its white-box part left robust; the examples that
+    # part broke are covered too (broken earlier in the cascade, as for the check's own Square).
+    columns += [[s if s is not None else (False if r.robust[i] is not None else None)
+                 for i, s in enumerate(r.values["square"])] for r in extra]
     column = columns[0]
     for other in columns[1:]:
         column = [a if b is None else (b if a is None else (bool(a) and bool(b)))

@@ -27,8 +27,8 @@ def _eval(p: argparse.ArgumentParser):
     p.add_argument("--batch-size", type=int, default=None, help="default: the suite's batch_size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", default=None,
-                   help="dataset name or path (default: for a run trained on any form of CIFAR-10, the "
-                        "pixel-exact first test images of the bundled cifar10-sample; else the run's dataset)")
+                   help="dataset name or path (default: the run's dataset; for a run trained on CIFAR-10 "
+                        "(JPEG), the pixel-exact first test images of the bundled cifar10-sample)")
     p.add_argument("--data-root", default=None, help="where the dataset is (default: the run's)")
     p.add_argument("--out", default=None, help="eval folder (default RUN_DIR/eval/<suite>)")
     p.add_argument("--surrogate", metavar="RUN_DIR|CHECKPOINT", default=None,
@@ -70,19 +70,20 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-# Datasets whose test images are CIFAR-10's: evaluations default to the pixel-exact first test
-# images (RobustBench's convention), whatever form of CIFAR-10 the model was trained on.
-_CIFAR10_FAMILY = {"cifar10", "cifar10jpeg", "cifar10sample"}
+# Forms of CIFAR-10 whose test pixels are not the release's: evaluations of models trained on
+# them default to the bundled pixel-exact first test images (RobustBench's convention). The
+# official release (``cifar10``) is pixel-exact already and is kept.
+_NOT_PIXEL_EXACT_CIFAR10 = {"cifar10jpeg"}
 
 
 def evaluation_dataset(dataset: str | None, data_root: str | None, config: dict
                        ) -> tuple[str, str | None]:
-    """The dataset an evaluation reads: ``--dataset`` if given; for a run trained on any form of
-    CIFAR-10 the bundled pixel-exact first test images; else the run's own dataset."""
+    """The dataset an evaluation reads: ``--dataset`` if given; for a run trained on a
+    re-encoded CIFAR-10 the bundled pixel-exact first test images; else the run's own."""
     if dataset:
         return dataset, data_root
     trained = str(config.get("dataset") or "cifar10-sample")
-    if trained.lower().replace("-", "").replace("_", "") in _CIFAR10_FAMILY:
+    if trained.lower().replace("-", "").replace("_", "") in _NOT_PIXEL_EXACT_CIFAR10:
         return "cifar10-sample", None
     return trained, data_root or config.get("data_root")
 

@@ -304,8 +304,8 @@ class Trainer:
             if c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
                 self._log(f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")
                 break
-            if stop_after is not None and done >= stop_after:
-                return self.run_dir
+            if stop_after is not None and done >= stop_after and epoch + 1 < c.epochs:
+                return self.run_dir  # more epochs remain: a later call resumes them
         if self.info.is_main:
             self._finish(metric)
         return self.run_dir
