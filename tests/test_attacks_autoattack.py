@@ -111,3 +111,19 @@ def test_version_and_attack_names_are_checked():
     with pytest.raises(ValueError, match="version='custom'"):
         AutoAttack(model, eps="8/255", version="standard", attacks=["apgd-ce"])
     assert AutoAttack(model, eps="8/255").settings()["version"] == "standard"
+
+
+def test_gradient_guard_keeps_the_direction_of_infinite_gradients():
+    """NaN carries no direction (0); an infinite coordinate dominates its example's gradient, so
+    the guard keeps that limit direction instead of zeroing the most sensitive pixels."""
+    from edlnet.attacks.autoattack import GradientGuard
+
+    guard = GradientGuard(torch.nn.Identity())
+    grad = torch.tensor([[1.0, float("inf"), -float("inf"), 2.0],
+                         [float("nan"), 3.0, -1.0, 0.5],
+                         [0.25, -0.5, 1.0, 2.0]])
+    out = guard._sanitize(grad)
+    assert torch.equal(out[0], torch.tensor([0.0, 1.0, -1.0, 0.0]))
+    assert torch.equal(out[1], torch.tensor([0.0, 3.0, -1.0, 0.5]))
+    assert torch.equal(out[2], grad[2])
+    assert guard.stats == {"evaluations": 3, "nonfinite": 2, "zero": 0}

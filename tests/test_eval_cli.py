@@ -95,8 +95,10 @@ def test_benchmark_runs_autoattack_on_the_first_exact_test_images():
     settings = record["entries"]["AutoAttack Linf 32/255"]["attack_settings"]
     assert settings["white_box_part"] == ["apgd-ce", "apgd-t", "fab-t"]
     assert settings["policies"] == ["model"]  # no dictionary layers: the model's own gradients
-    assert settings["white_box:model"]["attacks"] == ["apgd-ce", "apgd-t", "fab-t"]
-    assert settings["square"]["attacks"] == ["square"]
+    # each part with the standard version's own settings (not the reference's "custom" ones)
+    assert settings["white_box:model"]["parts"] == ["apgd-ce", "apgd-t", "fab-t"]
+    assert settings["white_box:model"]["version"] == "standard"
+    assert settings["square"]["parts"] == ["square"] and settings["square"]["version"] == "standard"
     aa = record["autoattack_standard"]["AutoAttack Linf 32/255"]
     assert aa["accuracy"] == 0.0 and aa["n_examples"] == 8 and aa["policy"] == "model"
     assert record["robustbench"]["autoattack_standard"] == 0.0

@@ -61,6 +61,7 @@ class Adaptive(Attack):
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         policies = self.active_policies()
         results: list[AttackResult] = []
+        ran: list[Tensor] = []
         alive = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         for policy in policies:
             attack = copy.copy(self.attack)
@@ -70,10 +71,12 @@ class Adaptive(Attack):
             else:
                 result = _run_on(attack, x, y, alive)
             results.append(result)
+            ran.append(alive.clone())
             alive &= result.robust
         best, chosen = _worst_case(self.model, x, y, results, self.norm)
         names = [str(p) for p in policies]
         return best, {"robust_by_policy": {n: r.robust for n, r in zip(names, results)},
+                      "ran_by_policy": {n: m for n, m in zip(names, ran)},
                       "chosen_policy": [names[i] for i in chosen.tolist()],
                       "by_policy": {n: r.info for n, r in zip(names, results)}}
 

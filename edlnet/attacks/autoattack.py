@@ -27,7 +27,8 @@ class AutoAttack(Attack):
     mode, fp32, the requested ``w_grad`` policy, the caller's RNG stream preserved.
 
     ``version="standard"`` (default) is APGD-CE, APGD-T, FAB-T and Square, cascaded on the
-    points still robust; ``"plus"`` and ``"rand"`` are the reference's other versions; giving
+    points still robust; ``parts`` runs only some of a version's attacks with that version's
+    settings (``parts=["square"]`` is exactly standard's Square); ``"plus"`` and ``"rand"`` are the reference's other versions; giving
     ``attacks`` (a name or a list from ``REFERENCE_ATTACKS``, e.g. ``["apgd-ce", "apgd-t"]`` or
     ``"square"``) selects ``version="custom"``. Norms: Linf (default), L2, L1.
 
@@ -52,7 +53,8 @@ class AutoAttack(Attack):
                  seed: int | None = 0, n_classes: int | None = None,
                  n_target_classes: int | None = None, n_iter: int | None = None,
                  n_restarts: int | None = None, n_queries: int | None = None,
-                 batch_size: int = 250, w_grad: str | None = None) -> None:
+                 batch_size: int = 250, w_grad: str | None = None,
+                 parts: Sequence[str] | None = None) -> None:
         super().__init__(model, eps=eps, norm=norm, w_grad=w_grad)
         if isinstance(attacks, str):
             attacks = [attacks]
@@ -67,6 +69,13 @@ class AutoAttack(Attack):
         if (version == "custom") != (attacks is not None):
             raise ValueError("give attacks=[...] exactly when version='custom' "
                              f"(got version={version!r}, attacks={attacks!r})")
+        if parts is not None:
+            unknown = [a for a in parts if a not in REFERENCE_ATTACKS]
+            if unknown or not parts or version == "custom":
+                raise ValueError(f"parts={list(parts)!r} selects attacks of a named version with that "
+                                 f"version's settings; choose from {REFERENCE_ATTACKS} and a version "
+                                 "other than custom")
+        self.parts = list(parts) if parts is not None else None
         if n_classes is not None and n_classes < 2:
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         self.version = version
@@ -83,7 +92,7 @@ class AutoAttack(Attack):
         return {"version": self.version, "attacks": self.attacks, "seed": self.seed,
                 "n_classes": self.n_classes, "n_target_classes": self.n_target_classes,
                 "n_iter": self.n_iter, "n_restarts": self.n_restarts,
-                "n_queries": self.n_queries, "batch_size": self.batch_size,
+                "n_queries": self.n_queries, "batch_size": self.batch_size, "parts": self.parts,
                 "reference_version": _reference.version()}
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
@@ -97,6 +106,10 @@ class AutoAttack(Attack):
         aa = reference.AutoAttack(guard, attacks=self.attacks, device=x.device, eps=self.eps,
                                   norm=self.norm, seed=self.seed, version=self.version)
         self._configure(aa, n_classes)
+        if self.parts is not None:
+            # Run some of a named version's attacks with that version's own settings (restarts,
+            # targets): "custom" would use the reference's defaults instead, which differ.
+            aa.attacks_to_run = [a for a in aa.attacks_to_run if a in self.parts]
         # The reference counts autograd calls in a module-level dict that it never resets,
         # so one dynamic model would flag every later one; start from zero.
         for key in checks.funcs:
@@ -161,7 +174,15 @@ class GradientGuard(nn.Module):
         self.stats["evaluations"] += grad.shape[0]
         self.stats["nonfinite"] += int((~finite).sum())
         self.stats["zero"] += int((flat == 0).all(dim=1).sum())
-        return grad if bool(finite.all()) else torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        if bool(finite.all()):
+            return grad
+        # NaN carries no direction: 0. An infinite coordinate dominates its example's gradient:
+        # keep that limit direction (±1 there, 0 elsewhere) rather than zeroing the very pixels
+        # the loss is most sensitive to, which would make the exact-gradient run look robust.
+        inf = torch.isinf(flat)
+        limit = torch.where(inf, flat.sign(), torch.zeros_like(flat))
+        clean = torch.where(inf.any(dim=1, keepdim=True), limit, flat.nan_to_num(0.0))
+        return clean.view_as(grad)
 
 
 def _set_apgd_iterations(apgd: Any, n_iter: int) -> None:

@@ -57,6 +57,7 @@ PROBE = "check/gradients"
 LARGE_EPS = "check/large-eps"
 MORE_STEPS = "check/more-steps"
 EOT = "check/eot-pgd"
+FGSM = "check/fgsm"
 SQUARE = "check/square"
 TRANSFER = "check/transfer"
 
@@ -71,13 +72,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "transfer": {"steps": 20, "tolerance": 0.002, "limit": 500},
     "gradients": {"n_probe": 64, "h": 1e-3, "max_bad_fraction": 0.01, "min_agreement": 0.9,
                   "vanishing_fraction": 1e-3, "pgd_steps": 5},
-    "budget_monotone": {"z": 2.0},
+    "budget_monotone": {"tolerance": 0.005},
     "deterministic": {"eot_samples": 8, "steps": 20},
     "autoattack_flags": {},
 }
 CHECK_NAMES = ("large_eps", "more_steps", "single_step", "black_box", "transfer",
                "input_gradients", "gradient_agreement", "budget_monotone", "deterministic",
                "autoattack_flags")
+# Attacks whose gradients are a surrogate's, not the evaluated model's.
+SURROGATE_GRADIENTS = ("surrogate-pgd", "transfer")
 # Square below this many queries is too weak to tell masking apart from a weak attack.
 MIN_SQUARE_QUERIES = 1000
 
@@ -168,8 +171,10 @@ def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
                          limit=int(grads["n_probe"])))
     det = opts["deterministic"]
     if det["enabled"] and randomized and main is not None:
+        # Under the true gradient only: EOTPGD judges by majority vote over its samples, which a
+        # per-policy wrapper would replace by a single random pass.
         out.append(Entry(name=EOT, kind="attack", attack="eot-pgd", norm=main.norm, eps=main.eps,
-                         w_grad="both", role="check",
+                         w_grad="exact", role="check",
                          settings={"steps": int(det["steps"]), "eot_samples": int(det["eot_samples"])}))
     large = opts["large_eps"]
     if large["enabled"]:
@@ -199,12 +204,19 @@ def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
     # Only a full-strength one stands in: an entry whose n_queries is lowered below the minimum
     # (a quick run) does not (unset: the reference's 5,000).
     has_square = any(is_split_autoattack(e) and e.budget == main
-                     and int(e.settings.get("n_queries") or 5000) >= MIN_SQUARE_QUERIES
+                     and int(e.settings.get("n_queries", 5000)) >= MIN_SQUARE_QUERIES
                      for e in suite.entries)
     if black["enabled"] and not has_square:
         out.append(Entry(name=SQUARE, kind="attack", attack="square", norm=main.norm,
                          eps=main.eps, role="check", limit=black["limit"],
                          settings={"n_queries": int(black["n_queries"])}, cascade=True))
+    # Last, so that no cascaded check attack skips what it breaks: the single-step check needs
+    # FGSM at the main budget and adds it when the suite has none.
+    single = opts["single_step"]
+    if single["enabled"] and main is not None and not any(
+            e.attack == "fgsm" and e.budget == main for e in suite.entries):
+        out.append(Entry(name=FGSM, kind="attack", attack="fgsm", norm=main.norm, eps=main.eps,
+                         w_grad="both", role="check"))
     return out
 
 
@@ -255,14 +267,6 @@ def _attacked(result: EntryResult, clean: list[bool | None]) -> list[int]:
     return [i for i in result.evaluated() if clean[i]]
 
 
-def _ran(result: EntryResult) -> list[int]:
-    """Examples the entry itself attacked (a cascaded entry skips those already broken)."""
-    ran = result.values.get("ran")
-    if ran is None:
-        return result.evaluated()
-    return [i for i, v in enumerate(ran) if v]
-
-
 def _policies(result: EntryResult) -> str:
     names = [p for p in result.by_policy if p != "model"]
     return "+".join(names) if names else "model's own gradients"
@@ -306,28 +310,54 @@ def _robust_under_all(clean: list[bool | None], columns: list[list[bool | None]]
     return bool(clean[i]) and all(c[i] is None or bool(c[i]) for c in columns)
 
 
-def _only_broken_by(name: str, other: EntryResult, other_column: list[bool | None],
+def broken_by(result: EntryResult) -> list[bool | None]:
+    """Per example: True where this entry itself broke it, False where it attacked and failed,
+    None where it did not attack (beyond its limit, misclassified already, or skipped by the
+    cascade because an earlier attack broke it: that break is not this entry's)."""
+    ran = result.values.get("ran")
+    out: list[bool | None] = []
+    for i, robust in enumerate(result.robust):
+        attacked = robust is not None and (ran is None or bool(ran[i]))
+        out.append(None if not attacked else not bool(robust))
+    return out
+
+
+def _union(columns: list[list[bool | None]]) -> list[bool | None]:
+    """Per example: broken by any of the columns (None where none of them attacked)."""
+    out = columns[0]
+    for other in columns[1:]:
+        out = [a if b is None else (b if a is None else (bool(a) or bool(b))) for a, b in zip(out, other)]
+    return out
+
+
+def _only_broken_by(name: str, broken: list[bool | None], covered: list[int],
                     white: list[EntryResult], clean: list[bool | None], tolerance: float,
-                    label: str, failure: str) -> dict[str, Any]:
-    """Examples that ``other`` broke and every white-box attack left robust, as a fraction of
-    the examples ``other`` covers; fails above ``tolerance``."""
+                    label: str, failure: str, denominator: int | None = None) -> dict[str, Any]:
+    """Examples that ``broken`` marks broken while every white-box attack left them robust.
+
+    ``covered``: the clean-correct examples the compared attack(s) cover; the fraction is of
+    ``denominator`` (default: ``len(covered)``) and the check fails above ``tolerance``."""
     if not white:
         return _result(name, None, "not run: the suite has no white-box attack at its main budget")
-    covered = [i for i in _attacked(other, clean) if other_column[i] is not None]
     if not covered:
         return _result(name, None, _NOTHING)
     columns = [_white_column(w) for w in white]
     white_robust = [i for i in covered if _robust_under_all(clean, columns, i)]
-    only = [i for i in white_robust if not other_column[i]]
-    fraction = len(only) / len(covered)
+    only = [i for i in white_robust if broken[i]]
+    n = denominator or len(covered)
+    fraction = len(only) / n
     passed = fraction <= tolerance
     detail = (f"{label} broke {len(only)} of the {len(white_robust)} examples that every white-box "
               f"attack ({', '.join(w.entry.name for w in white)}) left robust, among {len(covered)} "
-              f"clean-correct examples covered: {fraction:.2%} (must be <= {tolerance:.2%})")
+              f"clean-correct examples covered: {len(only)}/{n} = {fraction:.2%} (must be <= {tolerance:.2%})")
     if not passed:
         detail += f": {failure}"
     return _result(name, passed, detail, only_broken_by_it=len(only), n=len(covered),
                    white_box_robust=len(white_robust), fraction=fraction, examples=only[:50])
+
+
+def _covered(result: EntryResult, clean: list[bool | None]) -> list[int]:
+    return [i for i in result.evaluated() if clean[i]]
 
 
 def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
@@ -337,7 +367,8 @@ def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entr
     strong = merged[MORE_STEPS]
     settings = strong.entry.settings
     white = _white_box_entries(suite, merged, role="suite")
-    return _only_broken_by("more_steps", strong, strong.robust, white, clean, float(opts["tolerance"]),
+    return _only_broken_by("more_steps", broken_by(strong), _covered(strong, clean), white, clean,
+                           float(opts["tolerance"]),
                            f"PGD-{settings['steps']} x{settings['restarts']} restarts",
                            "the reported attacks had not converged; more iterations break examples "
                            "they reported robust")
@@ -350,15 +381,14 @@ def _single_step(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Ent
     singles = [r for r in _white_box_entries(suite, merged) if r.entry.attack == "fgsm"]
     multi = [r for r in _white_box_entries(suite, merged) if r.entry.attack != "fgsm"]
     if not singles:
-        return _result("single_step", None, "not run: the suite has no single-step (FGSM) entry "
-                       "at its main budget")
+        return _result("single_step", None, "not run: no single-step (FGSM) attack at the main budget")
     if not multi:
         return _result("single_step", None, "not run: the suite has no multi-step gradient attack "
                        "at its main budget")
-    results = [_only_broken_by("single_step", s, s.robust, multi, clean, float(opts["tolerance"]),
-                               s.entry.name, "a single step finds what many steps miss: the "
-                               "multi-step attacks are misled (masked or noisy gradients)")
-               for s in singles]
+    results = [_only_broken_by("single_step", broken_by(s), _covered(s, clean), multi, clean,
+                               float(opts["tolerance"]), s.entry.name, "a single step finds what "
+                               "many steps miss: the multi-step attacks are misled (masked or noisy "
+                               "gradients)") for s in singles]
     failed = [r for r in results if r["passed"] is False]
     return failed[0] if failed else results[0]
 
@@ -370,24 +400,25 @@ def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entry
     # The check's own Square and the Square part of AutoAttack entries: both black-box.
     extra = [r for r in merged.values() if "square" in r.values and r.entry.budget == suite.main]
     own = merged.get(SQUARE)
-    sources = ([own] if own is not None else []) + extra
-    if not sources:
+    if own is None and not extra:
         return _result("black_box", None, "not run: no Square attack at the main budget")
-    columns = [own.robust] if own is not None else []
-    # AutoAttack's Square ran only on what its white-box part left robust; the examples that
-    # part broke are covered too (broken earlier in the cascade, as for the check's own Square).
-    columns += [[s if s is not None else (False if r.robust[i] is not None else None)
-                 for i, s in enumerate(r.values["square"])] for r in extra]
-    column = columns[0]
-    for other in columns[1:]:
-        column = [a if b is None else (b if a is None else (bool(a) and bool(b)))
-                  for a, b in zip(column, other)]
+    columns = [broken_by(own)] if own is not None else []
+    columns += [[None if v is None else not bool(v) for v in r.values["square"]] for r in extra]
+    broken = _union(columns)
+    # Covered: every clean-correct example some Square source could reach (a cascaded Square
+    # skips what the white-box attacks broke; those examples are covered, not Square's breaks).
+    reach = set()
+    for r in ([own] if own is not None else []) + extra:
+        reach.update(_covered(r, clean))
+    covered = sorted(reach)
+    evaluated = {i for r in ([own] if own is not None else []) + extra for i in r.evaluated()}
     names = ", ".join(([f"Square-{own.entry.settings['n_queries']}"] if own is not None else []) +
                       [f"{r.entry.name} (its Square)" for r in extra])
-    return _only_broken_by("black_box", sources[0], column, _white_box_entries(suite, merged), clean,
+    # AutoAttack's own rule divides by every example evaluated, correct or not.
+    return _only_broken_by("black_box", broken, covered, _white_box_entries(suite, merged), clean,
                            float(opts["tolerance"]), names,
                            "a gradient-free attack finds what the gradient attacks miss, a sign of "
-                           "masked gradients")
+                           "masked gradients", denominator=len(evaluated))
 
 
 def _transfer(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
@@ -398,8 +429,9 @@ def _transfer(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryR
         return _result("transfer", None, "not run: no surrogate model given (surrogate=..., "
                        "edlnet eval --surrogate CKPT): train a plain ResNet to check transfer")
     result = merged[TRANSFER]
-    return _only_broken_by("transfer", result, result.robust, _white_box_entries(suite, merged),
-                           clean, float(opts["tolerance"]), "PGD transferred from the surrogate",
+    return _only_broken_by("transfer", broken_by(result), _covered(result, clean),
+                           _white_box_entries(suite, merged), clean, float(opts["tolerance"]),
+                           "PGD transferred from the surrogate",
                            "examples crafted on another model break what the white-box attacks "
                            "miss, a sign of masked gradients")
 
@@ -421,13 +453,22 @@ def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult])
         return off
     probe = merged.get(PROBE)
     stats: dict[str, dict[str, int]] = {}
+    worst_entry: dict[str, tuple[float, str]] = {}
     for result in merged.values():
-        if result.entry.gradient:
+        # A surrogate's or a transfer source's gradients are not the model's.
+        if result.entry.gradient and result.entry.attack not in SURROGATE_GRADIENTS:
             for policy, s in result.grad_stats.items():
                 total = stats.setdefault(policy, {"evaluations": 0, "nonfinite": 0, "zero": 0,
                                                   "vanishing": 0})
                 for k in total:
                     total[k] += int(s.get(k, 0))
+                if s.get("evaluations"):
+                    # Judged per entry too: pooling would let many clean steps of one attack
+                    # hide a failing fraction in another.
+                    bad = (int(s.get("nonfinite", 0)) + int(s.get("zero", 0))
+                           + int(s.get("vanishing", 0))) / int(s["evaluations"])
+                    if bad > worst_entry.get(policy, (-1.0, ""))[0]:
+                        worst_entry[policy] = (bad, result.entry.name)
     probed: dict[str, dict[str, int]] = {}
     if probe is not None:
         for key in _probe_keys(probe, "grad_ok:"):
@@ -448,12 +489,14 @@ def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult])
         s = stats.get(policy, {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0})
         bad_probe = p["bad"] + p["vanishing"]
         bad_steps = s["nonfinite"] + s["zero"] + s["vanishing"]
+        worst = worst_entry.get(policy, (0.0, "–"))
         verdicts[policy] = ((not p["points"] or bad_probe / p["points"] <= limit)
-                            and (not s["evaluations"] or bad_steps / s["evaluations"] <= limit))
+                            and (not s["evaluations"] or bad_steps / s["evaluations"] <= limit)
+                            and worst[0] <= limit)
         parts.append(f"{policy}: probe {p['bad']} zero/non-finite + {p['vanishing']} vanishing of "
                      f"{p['points']} points (clean, random in the ball, PGD iterates); attack steps "
                      f"{s['nonfinite']} non-finite + {s['zero']} zero + {s['vanishing']} vanishing "
-                     f"of {s['evaluations']}")
+                     f"of {s['evaluations']} (worst entry {worst[1]}: {worst[0]:.1%} bad)")
     true = _true_policy(policies)
     passed = verdicts[true]
     detail = ("; ".join(parts) + f" (the true gradient, {true}, must have <= {limit:.0%} bad; "
@@ -527,15 +570,15 @@ def _budget_monotone(opts: Mapping[str, Any], suite: Suite,
         for small, large in zip(sweep, sweep[1:]):
             idx, up, down = _paired(merged[small.name].robust, merged[large.name].robust)
             pairs += 1
-            excess = up - down
-            allowed = float(opts["z"]) * math.sqrt(up + down)
-            if excess > allowed:
-                failures.append(f"{large.name} leaves {up} robust that {small.name} broke "
-                                f"(and breaks {down} it left)")
+            # Per example, not net: every example robust at the larger budget but broken at the
+            # smaller one is an attack failure at the larger budget, whatever else it breaks.
+            if idx and up / len(idx) > float(opts["tolerance"]):
+                failures.append(f"{large.name} leaves {up} of {len(idx)} examples robust that "
+                                f"{small.name} broke")
     passed = not failures
-    detail = (f"{pairs} budget steps in {len(sweeps)} sweeps; accuracy never rises with the "
-              "budget beyond noise" if passed else "; ".join(failures)
-              + ": a larger budget should never help the model")
+    detail = (f"{pairs} budget steps in {len(sweeps)} sweeps; at most {opts['tolerance']:.1%} of the "
+              "examples are robust at a larger budget but broken at the smaller one" if passed
+              else "; ".join(failures) + ": a larger budget should never help the model")
     return _result("budget_monotone", passed, detail)
 
 

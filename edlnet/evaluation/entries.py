@@ -137,10 +137,13 @@ def _run_attack(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list
     robust = result.robust.tolist()
     for pos, value in zip(todo, robust):
         record.robust[pos] = bool(value)
+    ran = {_policy_name(p): m for p, m in result.info.get("ran_by_policy", {}).items()}
     for policy, flags in _by_policy(result).items():
         column: list[bool | None] = list(record.robust)
-        for pos, value in zip(todo, flags.tolist()):
-            column[pos] = bool(value)
+        attacked = ran[policy].tolist() if policy in ran else [True] * len(todo)
+        for pos, value, did in zip(todo, flags.tolist(), attacked):
+            # A cascaded policy did not attack what an earlier one broke: no verdict of its own.
+            column[pos] = bool(value) if did else None
         record.by_policy[policy] = column
     record.grad_stats = _grad_stats(result, attack)
     record.flags = _flags(result)

@@ -63,7 +63,9 @@ def build_record(suite: Suite, entries: Sequence[Entry], merged: Mapping[str, En
     for budget in budgets_of(own):
         flags, names = _worst(entries, merged, budget, clean)
         by_budget[budget.label] = {"accuracy": sum(flags) / len(flags) if flags else None,
-                                   "entries": names, **budget.to_dict()}
+                                   "entries": names, **budget.to_dict(),
+                                   # the checks and the adapted attacks run at the main budget
+                                   "checked": suite.main is not None and budget == suite.main}
     checks = run_checks(suite, merged, has_surrogate=surrogate is not None, randomized=randomized)
     aa_standard = {}
     for e in entries:
