@@ -215,6 +215,8 @@ class Study:
         surrogate_name = self.surrogate_of(name)
         surrogate = None
         if surrogate_name is not None:
+            if epochs_done(self.runs / surrogate_name) and not is_finished(self.runs / surrogate_name):
+                self.train_epochs(surrogate_name, 0)  # all epochs ran: write its summary
             if not is_finished(self.runs / surrogate_name):
                 print(f"[{time.strftime('%H:%M:%S')}] {name}: surrogate {surrogate_name} not trained yet, "
                       "evaluation waits", flush=True)

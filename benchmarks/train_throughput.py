@@ -44,12 +44,24 @@ ROWS = (  # (name, model width, dl mode)
 )
 
 
+# The reproduction study's networks and objective (configs/reproduce/cpu.yaml): ResNet-10
+# width 16, single-step adversarial training (FGSM with random start), 2 RISTA steps.
+STUDY_ROWS = (
+    ("ResNet-10 width 16", 16, None),
+    ("EDLNet-10 width 16, vanilla", 16, "vanilla"),
+    ("EDLNet-10 width 16, elastic", 16, "elastic"),
+)
+FGSM_RS = {"objective": "pgd_at", "attack_steps": 1, "attack_alpha": "10/255"}
+
+
 def measure(name: str, width: int, dl: str | None, precision: str, batch: int, steps: int,
-            repeats: int, threads: int) -> dict:
-    cfg = TrainConfig(model="resnet18", model_kwargs={"width": width}, dl=dl,
+            repeats: int, threads: int, model: str = "resnet18",
+            objective: dict | None = None) -> dict:
+    cfg = TrainConfig(model=model, model_kwargs={"width": width}, dl=dl,
                       switch_to_elastic_epoch=None, train_subset=batch * steps, val_size=0,
                       test_subset=1, epochs=1 + repeats, batch_size=batch, precision=precision,
-                      threads=threads, device="cpu")
+                      threads=threads, device="cpu",
+                      dl_options={"n_steps": 2} if dl else {}, **(objective or {}))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, run_dir=Path(tmp), progress=False)
         trainer.ddp = trainer._wrap()
@@ -72,7 +84,8 @@ def to_markdown(record: dict) -> str:
              f"Command: `{record['command']}`", "",
              f"CPU: {record['cpu']}; torch {record['environment']['torch']}, "
              f"{record['threads']} threads; native bf16 convolutions: {record['native_bf16']}.", "",
-             "| model | precision | batch | images/s | s/step | vs ResNet-18 same width+precision |",
+             f"Objective: {record.get('objective', 'standard training')}.", "",
+             "| model | precision | batch | images/s | s/step | vs the plain ResNet, same width+precision |",
              "|---|---|---|---|---|---|"]
     base = {(r["width"], r["precision"]): r["images_per_s"] for r in record["rows"] if r["dl"] is None}
     for r in record["rows"]:
@@ -80,9 +93,9 @@ def to_markdown(record: dict) -> str:
         ratio = f"{ref / r['images_per_s']:.2f}× slower" if ref and r["dl"] else "—"
         lines.append(f"| {r['name']} | {r['precision']} | {r['batch']} | {r['images_per_s']:.1f} | "
                      f"{r['seconds_per_step']:.2f} | {ratio} |")
-    lines += ["", "Standard (cross-entropy) training steps with crop+flip augmentation, SGD; the median "
+    lines += ["", "Training steps through the real Trainer with crop+flip augmentation, SGD; the median "
               "of timed epochs after one warm-up epoch. Adversarial training (PGD-k) costs about k+1 "
-              "times as much per image."]
+              "times as much per image as standard training."]
     if not record["native_bf16"]:
         lines += ["", "This CPU has no native bf16 convolutions (oneDNN without AVX512-BF16/AMX), so "
                   "PyTorch runs bf16 convolutions through a slow fallback: bf16 rows are measured at a "
@@ -103,18 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--rows", default="", help="comma-separated row indices (default: all)")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--study", action="store_true",
+                   help="the reproduction study's networks (ResNet-10 width 16) and objective "
+                        "(FGSM-RS adversarial training); writes train_throughput_study.*")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     native = native_low_precision("cpu", torch.bfloat16)
-    picked = [ROWS[int(i)] for i in args.rows.split(",") if i] or list(ROWS)
+    table = STUDY_ROWS if args.study else ROWS
+    picked = [table[int(i)] for i in args.rows.split(",") if i] or list(table)
+    model, objective = ("resnet10", FGSM_RS) if args.study else ("resnet18", None)
     rows = []
     for precision in args.precisions.split(","):
         slow = precision != "fp32" and not native
         batch = args.bf16_batch if slow else args.batch
         repeats = 1 if slow else args.repeats
         for name, width, dl in picked:
-            rows.append(measure(name, width, dl, precision, batch, args.steps, repeats, args.threads))
+            rows.append(measure(name, width, dl, precision, batch, args.steps, repeats, args.threads,
+                                model=model, objective=objective))
     record = {"command": "python benchmarks/train_throughput.py " + " ".join(argv or sys.argv[1:]),
+              "objective": "FGSM-RS adversarial training" if args.study else "standard training",
               "cpu": platform.processor() or platform.machine(), "threads": args.threads,
               "native_bf16": native, "environment": environment(), "rows": rows,
               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -125,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_throughput.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "train_throughput.md").write_text(to_markdown(record))
+    stem = "train_throughput_study" if args.study else "train_throughput"
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(to_markdown(record))
     print(to_markdown(record))
     return 0
 

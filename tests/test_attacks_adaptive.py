@@ -122,3 +122,23 @@ def test_adaptive_runs_on_a_real_dictionary_layer():
     for info in result.info["by_policy"].values():
         assert info["grad_stats"]["evaluations"] == 3 * 4
     assert (result.x_adv - x).abs().max() <= 8 / 255 + 1e-6
+
+
+def test_per_policy_columns_say_which_examples_each_policy_attacked():
+    """Without cascade every policy attacks every example; with cascade a later policy attacks
+    only what the earlier ones left robust (the record then has no verdict of its own there)."""
+    import edlnet
+    from edlnet.attacks import PGD, Adaptive
+
+    torch.manual_seed(0)
+    model = edlnet.create_model("resnet10", dl="elastic", width=4).eval()
+    x = torch.rand(8, 3, 16, 16)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    attack = PGD(model, eps="8/255", steps=3)
+    full = Adaptive(attack).run(x, y).info["ran_by_policy"]
+    assert all(bool(m.all()) for m in full.values())
+    cascaded = Adaptive(attack, cascade=True).run(x, y)
+    ran = cascaded.info["ran_by_policy"]
+    first = cascaded.info["robust_by_policy"]["exact"]
+    assert bool(ran["exact"].all()) and torch.equal(ran["detached"], first)

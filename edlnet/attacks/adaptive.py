@@ -71,7 +71,8 @@ class Adaptive(Attack):
             else:
                 result = _run_on(attack, x, y, alive)
             results.append(result)
-            ran.append(alive.clone())
+            # Which examples this policy attacked: all of them unless cascading.
+            ran.append(alive.clone() if self.cascade else torch.ones_like(alive))
             alive &= result.robust
         best, chosen = _worst_case(self.model, x, y, results, self.norm)
         names = [str(p) for p in policies]
