@@ -20,7 +20,8 @@ from ..layers.dict_conv import betas, dict_layers, set_mode
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, read_jsonl, timestamp, write_json, write_yaml
 from .config import TrainConfig, load_config
-from .distributed import DistInfo, all_reduce_sum, broadcast_object, init_distributed, resolve_device
+from .distributed import (DistInfo, all_reduce_sum, any_rank, broadcast_object, compute_device, init_distributed,
+                          resolve_device)
 from .objectives import OBJECTIVES, Context, weight_penalty
 from .progress import Progress
 from .state import load_train_state, save_train_state
@@ -111,7 +112,8 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
         for i in range(0, len(x), batch):
             robust += int(attack.run(x[i:i + batch].float() / 255, y[i:i + batch]).robust.sum())
     model.train(was)
-    t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64, device=x.device), info)
+    # float64 counts on the CPU (some devices, e.g. MPS, have no float64); moved for the all-reduce
+    t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64), info)
     n = max(float(t[2]), 1.0)
     out = {"clean_acc": float(t[0]) / n}
     if cfg.val_attack_steps > 0:
@@ -136,10 +138,9 @@ class Trainer:
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
-        self.info = init_distributed(self.device)
-        if self.info.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.info.local_rank)
+        # under torchrun with CUDA: cuda:LOCAL_RANK, made current before NCCL starts
+        self.info = init_distributed(resolve_device(cfg.device))
+        self.device = compute_device(resolve_device(cfg.device), self.info)
         torch.manual_seed(cfg.seed)
         self.data = load_data(cfg, self.device)
         self.model = build_model(cfg, self.data.num_classes).to(self.device)
@@ -170,8 +171,9 @@ class Trainer:
         module = self.model
         if self.info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            module = DDP(self.model, device_ids=ids)
+            # one GPU per rank: DDP replicates onto exactly this rank's device
+            ids = [self.info.local_rank] if self.device.type == "cuda" else None
+            module = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
         if self.cfg.compile:
             backend = "inductor" if self.cfg.compile is True else self.cfg.compile
             module = torch.compile(module, backend=backend)
@@ -229,7 +231,8 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         bar = Progress(len(it), f"epoch {epoch + 1}/{c.epochs}", self.progress, c.log_every)
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
+        # loss·n, correct, n: float64 on the CPU (MPS has no float64; the loss is read anyway)
+        sums = torch.zeros(3, dtype=torch.float64)
         for step, (x, y) in enumerate(it.epoch(epoch)):
             x, y = self._batch_with_extra(x, y, epoch, step)
             if c.mixup_alpha:
@@ -243,9 +246,15 @@ class Trainer:
             ctx = Context(c, gen, self.autocast, self.std_model)
             loss, logits = self.objective(model, x, y_soft, ctx)
             loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
-            if not torch.isfinite(loss):
+            loss_value = loss.item()
+            # Every rank takes the decision together (an all-reduced flag): a rank that stopped
+            # alone would leave the others waiting in DDP's gradient all-reduce.
+            bad = any_rank(not math.isfinite(loss_value), self.info)
+            if bad:
+                value = loss_value if self.info.rank in bad else "non-finite"
+                where = f" on rank(s) {bad}" if self.info.enabled else ""
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"loss became {value}{where} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
                     f"is kept in {self.run_dir / 'checkpoints' / 'last'}. Lower lr, or use the default "
                     "dictionary options (step='majorize', eps=0.1; see docs/stability.md)")
             self.optimizer.zero_grad(set_to_none=True)
@@ -257,9 +266,9 @@ class Trainer:
             self.scaler.update()
             with torch.no_grad():
                 target = y if y.dim() == 1 else y.argmax(1)
-                sums += torch.tensor([loss.item() * len(x), float((logits.argmax(1) == target).sum()), len(x)],
-                                     dtype=torch.float64, device=self.device)
-            bar.update(step, len(x) * self.info.world_size, loss=loss.item(), lr=lr)
+                sums += torch.tensor([loss_value * len(x), float((logits.argmax(1) == target).sum()), len(x)],
+                                     dtype=torch.float64)
+            bar.update(step, len(x) * self.info.world_size, loss=loss_value, lr=lr)
         bar.close()
         all_reduce_sum(sums, self.info)
         seconds = bar.seconds
