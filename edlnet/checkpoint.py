@@ -152,6 +152,9 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
     for name in names:
         candidate = folder / name
         if not (candidate / META).exists():
+            # a missing `which` is news only when a commit of it was under way
+            if name == which and ((folder / f"{which}.prev").exists() or (folder / f".{which}.tmp").exists()):
+                problems.append(f"{candidate} is missing")
             continue
         problem = verify(candidate)
         if problem is None:
