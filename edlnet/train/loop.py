@@ -445,9 +445,11 @@ def resumable(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` has a checkpoint to resume from (``last``, or ``last.prev`` or an
     interrupted commit when ``last`` is missing or damaged: ``--resume`` sorts them out)."""
     folder = Path(run_dir) / "checkpoints"
-    return (Path(run_dir) / "config.yaml").exists() and any(
-        any((folder / name / f).exists() for f in (STATE_JSON, LEGACY_STATE))
-        for name in ("last", "last" + commits.PREV, ".last" + commits.TMP))
+    committed = any((folder / name / f).exists() for name in ("last", "last" + commits.PREV)
+                    for f in (STATE_JSON, LEGACY_STATE))
+    # a commit killed between its renames: complete once its manifest (written last) is there
+    pending = (folder / (".last" + commits.TMP) / commits.MANIFEST).exists()
+    return (Path(run_dir) / "config.yaml").exists() and (committed or pending)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
