@@ -125,3 +125,14 @@ def test_cli_flags(tmp_path, capsys):
     from edlnet.cli import main
     assert main(["train", "--allow-change", "lr"]) == 2
     assert "--resume RUN_DIR only" in capsys.readouterr().err
+
+
+def test_a_run_killed_after_its_early_stop_does_not_train_on(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=8, switch_to_elastic_epoch=None, val_attack_steps=0, early_stop_patience=1)
+    run = Trainer(cfg, progress=False).fit()
+    epochs = [r["epoch"] for r in commits.read_metrics(run / "metrics.jsonl")]
+    assert len(epochs) < 8  # it stopped early
+    (run / "train_results.json").unlink()  # killed while finishing
+    resumed = train(resume=run, progress=False)
+    assert [r["epoch"] for r in commits.read_metrics(resumed / "metrics.jsonl")] == epochs
+    assert json.loads((resumed / "train_results.json").read_text())["epochs_run"] == len(epochs)
