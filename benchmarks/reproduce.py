@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edlnet.records import read_jsonl, write_json, write_yaml  # noqa: E402
 from edlnet.train.config import load_config  # noqa: E402
-from edlnet.train.loop import Trainer, resumable  # noqa: E402
+from edlnet.train.loop import Trainer  # noqa: E402
+from edlnet.train.resume import resumable  # noqa: E402
 
 
 def load_study(scale: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ import torch
 
 import edlnet
 from edlnet.train import TrainConfig
-from edlnet.train.loop import Trainer, resumable, train
+from edlnet.train.loop import Trainer, train
+from edlnet.train.resume import resumable
 from edlnet.train.state import read_train_state
 
 KILLS = 24

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,19 +18,14 @@ from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
-from .config import ConfigError, TrainConfig, load_config
+from .config import TrainConfig, load_config
 from .distributed import (DistInfo, all_reduce_sum, any_rank, broadcast_object, compute_device, init_distributed,
                           resolve_device)
 from .objectives import OBJECTIVES, Context, weight_penalty
 from .progress import Progress
 from . import commits
-from .state import LEGACY_STATE, STATE_JSON, collect_train_state, load_train_state, write_train_state
-
-
-# what checkpoints/last must hold to resume from it (old run folders: train_state.pt)
-RESUME_FILES = (ckpt.META, ckpt.WEIGHTS, (STATE_JSON, LEGACY_STATE))
-# config keys that change how a run executes, not what it computes: free to change on resume
-OPERATIONAL_KEYS = ("threads", "log_every", "device")
+from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
+from .state import collect_train_state, load_train_state, write_train_state
 
 
 class TrainingDiverged(RuntimeError):
@@ -439,50 +433,6 @@ def _format(record: dict[str, Any]) -> str:
         vals = list(b.values())
         parts.append(f"beta=[{min(vals):.3f}..{max(vals):.3f}]")
     return f"epoch {record['epoch']} ({record['mode']}): " + " ".join(parts)
-
-
-def resumable(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` has a checkpoint to resume from (``last``, or ``last.prev`` or an
-    interrupted commit when ``last`` is missing or damaged: ``--resume`` sorts them out)."""
-    folder = Path(run_dir) / "checkpoints"
-    committed = any((folder / name / f).exists() for name in ("last", "last" + commits.PREV)
-                    for f in (STATE_JSON, LEGACY_STATE))
-    # a commit killed between its renames: complete once its manifest (written last) is there
-    pending = (folder / (".last" + commits.TMP) / commits.MANIFEST).exists()
-    return (Path(run_dir) / "config.yaml").exists() and (committed or pending)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def config_changes(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """``{dotted key: (old, new)}`` for every setting that differs."""
-    a, b = _flat(old.to_dict()), _flat(new.to_dict())
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-
-def check_resume_changes(changes: dict[str, tuple[Any, Any]], allow: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
-    """Refuse ``--set`` overrides that change what a resumed run computes, unless each changed
-    key (or its top-level key, e.g. ``dl_options``) is named in ``allow``; returns the allowed
-    changes other than the operational ones."""
-    def allowed(key: str) -> bool:
-        top = key.split(".")[0]
-        return top in OPERATIONAL_KEYS or key in allow or top in allow
-    refused = {k: v for k, v in changes.items() if not allowed(k)}
-    if refused:
-        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        flags = " ".join(f"--allow-change {k}" for k in refused)
-        raise ConfigError(f"--resume with --set would change the run: {listed}. A resumed run continues "
-                          f"the one in config.yaml; to change it anyway pass {flags} (only "
-                          f"{', '.join(OPERATIONAL_KEYS)} may change freely)")
-    return {k: v for k, v in changes.items() if k.split(".")[0] not in OPERATIONAL_KEYS}
 
 
 def train(config: TrainConfig | str | Path | None = None, overrides: tuple[str, ...] = (),
