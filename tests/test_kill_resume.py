@@ -78,21 +78,26 @@ def _child(run, cfg, kill_at):
         os._exit(code)
 
 
-def _spawn(run, cfg, kill_at=0, delay=None):
+def _spawn(run, cfg, kill_at=0, delay=None, hang=120.0):
+    """Fork one attempt; SIGKILL it after ``delay`` seconds if given. Returns its wait status.
+    An attempt still running after ``hang`` seconds fails the test (instead of hanging it)."""
     pid = os.fork()
     if pid == 0:
         _child(run, cfg, kill_at)
-    if delay is not None:
-        deadline = time.time() + delay
-        while time.time() < deadline:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.005)
-        else:
+    start = time.time()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        elapsed = time.time() - start
+        if delay is not None and elapsed >= delay:
             os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    return status
+            return os.waitpid(pid, 0)[1]
+        if elapsed > hang:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"an attempt ran for more than {hang} s (hung?)")
+        time.sleep(0.005)
 
 
 def _committed(run):
