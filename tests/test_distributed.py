@@ -218,3 +218,18 @@ def test_ddp_gets_the_rank_device_and_bookkeeping_stays_on_the_cpu(tmp_path, mon
     loop.validate(trainer.model, trainer.data.x_val, trainer.data.y_val, trainer.cfg, trainer.info)
     assert len(reduced) == 2
     assert all(t.device.type == "cpu" and t.dtype == torch.float64 for t in reduced)  # MPS has no float64
+
+
+def test_torchrun_processes_exit_without_finalization(monkeypatch):
+    exits, destroyed = [], []
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: destroyed.append(True))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    D.exit_torchrun_process(0)  # not under torchrun: returns, nothing torn down
+    assert exits == [] and destroyed == []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    D.exit_torchrun_process(0)
+    assert exits == [0] and destroyed == [True]
+    D.exit_torchrun_process(1)  # a failed rank must not wait for the others in a teardown
+    assert exits == [0, 1] and destroyed == [True]

@@ -166,3 +166,11 @@ def test_compile_option_trains_like_eager(tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
     with pytest.raises(ConfigError, match="compile"):
         load_config(None, ["compile=7"])
+
+
+def test_cli_reports_divergence_in_one_line(tmp_path, capsys):
+    from edlnet.cli import main
+    sets = ["model=resnet10", "model_kwargs.width=4", "dl=null", "train_subset=64", "val_size=0", "test_subset=8",
+            "batch_size=32", "epochs=1", "lr=1.0e+30", f"out_dir={tmp_path}"]
+    assert main(["train", "--no-progress", *[a for s in sets for a in ("--set", s)]]) == 1
+    assert "edlnet train: stopped: loss became" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..cli import command
@@ -27,8 +28,13 @@ def _train(p: argparse.ArgumentParser):
             raise ValueError("--resume takes the run's own config.yaml; do not pass --config too")
         if (args.allow_change or args.trust_pickle) and not args.resume:
             raise ValueError("--allow-change and --trust-pickle apply to --resume RUN_DIR only")
-        run_dir = train(args.config, tuple(args.set), resume=args.resume, progress=not args.no_progress,
-                        allow_changes=tuple(args.allow_change), trust_pickle=args.trust_pickle)
+        from .loop import TrainingDiverged
+        try:
+            run_dir = train(args.config, tuple(args.set), resume=args.resume, progress=not args.no_progress,
+                            allow_changes=tuple(args.allow_change), trust_pickle=args.trust_pickle)
+        except TrainingDiverged as e:  # every rank stops together: one line, exit status 1
+            print(f"edlnet train: stopped: {e}", file=sys.stderr)
+            return 1
         print(run_dir)
         return 0
     return run

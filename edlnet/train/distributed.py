@@ -139,3 +139,22 @@ def broadcast_object(obj, info: DistInfo):  # noqa: ANN001, ANN201 - any picklab
     box = [obj]
     dist.broadcast_object_list(box, src=0, device=info.device)
     return box[0]
+
+
+def exit_torchrun_process(code: int) -> None:
+    """Leave a torchrun worker process with exit status ``code`` (returns when not under
+    torchrun). On success the process group is destroyed first (every rank gets here together).
+    Then the process exits without interpreter finalization: with torch 2.13 on gloo, a process
+    that ran DDP aborts there ("terminate called without an active exception", SIGABRT) in about
+    1 run in 4 even after ``destroy_process_group`` (measured here, before and after issue 14's
+    changes), which torchrun would report as a failed run. Everything the run writes is on disk
+    (fsynced checkpoints) by now; stdout and stderr are flushed."""
+    import sys
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    if code == 0 and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
