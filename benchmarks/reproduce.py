@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edlnet.records import read_jsonl, write_json, write_yaml  # noqa: E402
 from edlnet.train.config import load_config  # noqa: E402
 from edlnet.train.loop import Trainer  # noqa: E402
+from edlnet.train.resume import resumable  # noqa: E402
 
 
 def load_study(scale: str) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class Study:
         while not is_finished(run_dir) and epochs_done(run_dir) < until:
             if self.out_of_time():
                 return False
-            resume = run_dir if (run_dir / "checkpoints" / "last" / "train_state.pt").is_file() else None
+            resume = run_dir if resumable(run_dir) else None
             if resume is None and run_dir.exists():
                 shutil.rmtree(run_dir)  # started but no epoch finished: start again
             print(f"[{time.strftime('%H:%M:%S')}] {name}: epoch {epochs_done(run_dir) + 1}/{cfg.epochs}",

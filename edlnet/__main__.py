@@ -1,5 +1,8 @@
 import sys
 
 from .cli import main
+from .train.distributed import exit_torchrun_process
 
-sys.exit(main())
+code = main()
+exit_torchrun_process(code)  # returns outside torchrun
+sys.exit(code)

@@ -134,12 +134,34 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
 
 
 def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
-    """A checkpoint folder from a checkpoint folder or a run folder (``which``: best or last)."""
+    """A checkpoint folder from a checkpoint folder or a run folder (``which``: best or last).
+
+    In a run folder, a ``which`` that is missing or fails its manifest (a training run killed
+    while committing it, a truncated copy) falls back, with a warning naming both, to the
+    previous commit ``which.prev``, then to ``last`` and ``last.prev``."""
+    import warnings
+
+    from .train.commits import verify
+
     path = Path(path)
     if (path / META).exists():
         return path
-    for candidate in (path / "checkpoints" / which, path / "checkpoints" / "last"):
-        if (candidate / META).exists():
+    folder = path / "checkpoints"
+    names = dict.fromkeys((which, which + ".prev", "last", "last.prev"))
+    problems = []
+    for name in names:
+        candidate = folder / name
+        if not (candidate / META).exists():
+            # a missing `which` is news only when a commit of it was under way
+            if name == which and ((folder / f"{which}.prev").exists() or (folder / f".{which}.tmp").exists()):
+                problems.append(f"{candidate} is missing")
+            continue
+        problem = verify(candidate)
+        if problem is None:
+            if problems:
+                warnings.warn(f"using {candidate}: " + "; ".join(problems), stacklevel=2)
             return candidate
+        problems.append(f"{candidate} is unusable ({problem})")
+    detail = f" ({'; '.join(problems)})" if problems else ""
     raise CheckpointError(f"no checkpoint at {path}: expected {path / META} or a run folder with "
-                          f"checkpoints/{which}/{META}")
+                          f"checkpoints/{which}/{META}{detail}")

@@ -93,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from edlnet.checkpoint import load, resolve_checkpoint
     from edlnet.data import load_dataset
-    from edlnet.train.distributed import init_distributed, resolve_device
+    from edlnet.train.distributed import compute_device, init_distributed, resolve_device
 
     from .report import markdown
     from .runner import evaluate
@@ -104,8 +104,8 @@ def run_eval(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(path, args.checkpoint)
     run_dir = run_dir_of(path, checkpoint)
     config = _run_config(run_dir)
-    device = resolve_device(args.device)
-    dist_info = init_distributed(device)
+    dist_info = init_distributed(resolve_device(args.device))
+    device = compute_device(resolve_device(args.device), dist_info)  # cuda:LOCAL_RANK under torchrun
     try:
         model = load(checkpoint, map_location=device)
         surrogate = None

@@ -166,8 +166,10 @@ def _prepare_store(store: PartialStore, fingerprint: dict[str, Any], restart: bo
     if world > 1:
         import torch.distributed as dist
 
+        from edlnet.train.distributed import collective_device
+
         box = [error]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, device=collective_device())
         error = box[0]
     if error:
         raise ResumeError(error)

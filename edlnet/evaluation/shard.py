@@ -165,10 +165,20 @@ def gather_records(records: list[BatchRecord], world_size: int) -> list[BatchRec
     """Every rank's batch records on every rank (torch.distributed; a no-op for one rank)."""
     if world_size <= 1:
         return records
+    import contextlib
+
+    import torch
     import torch.distributed as dist
 
+    from edlnet.train.distributed import collective_device
+
     boxes: list[Any] = [None] * world_size
-    dist.all_gather_object(boxes, [r.to_json() for r in records])
+    device = collective_device()
+    # all_gather_object has no device argument: under NCCL it stages on the current CUDA
+    # device, which must be this rank's own (else every rank would use cuda:0)
+    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with guard:
+        dist.all_gather_object(boxes, [r.to_json() for r in records])
     return [BatchRecord.from_json(r) for box in boxes for r in box]
 
 

@@ -6,7 +6,9 @@ warm-started, so a training step costs a couple of batch-1 convolutions, and the
 differentiable in the weight (σ = ‖A v‖ with v fixed, the exact derivative at convergence — the
 same construction as ``torch.nn.utils.spectral_norm``). Everything here runs in fp32 with
 autocast off: the cached vector must not turn bf16 in an autocast step, and σ scales every code
-of its layer.
+of its layer. Warm steps never read a value back to the host (no device sync, no
+``torch.compile`` graph break); the cold start does, for its stopping test, once per layer and
+input size — so run one eager training-mode forward before ``torch.compile(fullgraph=True)``.
 """
 from __future__ import annotations
 
@@ -39,12 +41,15 @@ def power_iterate(weight: torch.Tensor, v: torch.Tensor, geom: Geometry, n_iter:
     with torch.autocast(v.device.type, enabled=False):
         for _ in range(n_iter):
             u = dict_apply(v, w, **geom)
-            sigma = u.norm()
             v = dict_adjoint(u, w, size, **geom)
             v = v / v.norm().clamp_min(1e-30)
-            if prev is not None and tol > 0 and abs(float(sigma) - prev) <= tol * abs(float(sigma)):
-                break
-            prev = float(sigma)
+            if tol > 0:
+                # the stopping test reads σ on the host: only the cold start pays for it; warm
+                # steps (tol = 0, every training step) never synchronize with the device
+                sigma = float(u.norm())
+                if prev is not None and abs(sigma - prev) <= tol * abs(sigma):
+                    break
+                prev = sigma
     return v
 
 

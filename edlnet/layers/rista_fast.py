@@ -42,7 +42,17 @@ fast (CUDA, or CPUs whose oneDNN has native bf16/fp16: AVX512-BF16/AMX); everyth
 — the code z_t (small updates η·A(u) added to it would round away in bf16), the residual, w and
 the thresholds — stays in fp32. On CPUs without native bf16 (e.g. AVX2-only AMD Zen 3) PyTorch
 runs bf16 convolutions through a slow fallback, many times slower than fp32 (``edlnet bench
---layers`` shows it on such a machine), so ``conv_dtype="auto"`` keeps them in fp32 there.
+--layers`` shows it on such a machine), so ``conv_dtype="auto"`` keeps them in fp32 there. The
+codes saved for the backward pass decide its threshold masks (``z_{t+1} != 0``): in bf16 they
+keep fp32's exponent range, so support and sign survive the cast and bf16 copies are saved; fp16
+has five exponent bits, small codes would underflow to 0 and change the mask, so with fp16
+convolutions the codes are saved in fp32.
+
+Scalars. β, λ, η and the norm may be Python numbers or one-element tensors. Numbers are
+constants (the fused single-pass ops: ``addcdiv``, ``softshrink``, ``add(alpha=)``); tensors stay
+tensors all the way through forward and backward — never read back with ``float()`` — so a GPU
+step has no host synchronization and ``torch.compile(fullgraph=True)`` sees no graph break. A
+tensor β uses the weighted residual u = β·r + (1−β)/2·r/(|r|+ε) directly (no division by β).
 """
 from __future__ import annotations
 
@@ -110,14 +120,21 @@ class _Config:
     conv_dtype: torch.dtype
 
 
+Scalar = float | torch.Tensor  # a Python number (a constant) or a one-element tensor
+
+
 @dataclass(frozen=True)
 class _Scalars:
-    """β, λ, η and the dictionary norm as Python numbers: the backward pass is written by hand,
-    so their tensors are only needed to route gradients, not to compute with."""
-    beta: float
-    lam: float
-    step: float
-    norm: float | None
+    """β, λ, η and the dictionary norm: Python numbers, or tensors (detached: the backward pass
+    is written by hand, so the graph only routes their gradients)."""
+    beta: Scalar
+    lam: Scalar
+    step: Scalar
+    norm: Scalar | None
+
+
+def _is_tensor(v: object) -> bool:
+    return isinstance(v, torch.Tensor)
 
 
 def _denominator(r: torch.Tensor, eps: float, out: torch.Tensor) -> torch.Tensor:
@@ -125,29 +142,52 @@ def _denominator(r: torch.Tensor, eps: float, out: torch.Tensor) -> torch.Tensor
     return torch.abs(r, out=out).add_(eps)
 
 
-def _u_scale(cfg: _Config, beta: float) -> float:
-    """c in u = c·u′: the weighted residual is handed to the convolution without its constant
-    factor, which is folded into η (one elementwise pass less in each direction)."""
-    if cfg.vanilla:
+def _u_scale(cfg: _Config, beta: Scalar) -> float:
+    """c in u = c·u′: for a constant β the weighted residual is handed to the convolution
+    without its constant factor, which is folded into η (one elementwise pass less in each
+    direction). A tensor β is not folded (c = 1): that would divide by β."""
+    if cfg.vanilla or _is_tensor(beta):
         return 1.0
     return beta if beta != 0.0 else 0.5
 
 
-def _weighted_residual(r: torch.Tensor, den: torch.Tensor, beta: float, out: torch.Tensor) -> torch.Tensor:
+def _weighted_residual(r: torch.Tensor, den: torch.Tensor, beta: Scalar, out: torch.Tensor) -> torch.Tensor:
     """u′ = u/c for u = (β + (1−β)w)·r = β·r + (1−β)/2 · r/den, den = |r| + ε, written into
-    ``out`` (which may be ``den`` itself): r + (1−β)/(2β)·r/den, or r/den when β = 0. Forward
-    and backward both use this function, so they see bitwise the same values."""
+    ``out`` (which may be ``den`` itself): r + (1−β)/(2β)·r/den, or r/den when β = 0; u itself
+    for a tensor β. Forward and backward both use this function, so they see bitwise the same
+    values."""
+    if _is_tensor(beta):
+        p = torch.div(r, den, out=out).mul_((1.0 - beta) / 2.0)
+        return torch.addcmul(p, r, beta, out=p)
     if beta == 0.0:
         return torch.div(r, den, out=out)
     return torch.addcdiv(r, r, den, value=(1.0 - beta) / (2.0 * beta), out=out)
 
 
-def _threshold_(v: torch.Tensor, tau: float, nonneg: bool) -> torch.Tensor:
+def _threshold_(v: torch.Tensor, tau: Scalar, nonneg: bool, buf: list) -> torch.Tensor:
     """In place: soft thresholding T_τ(v) = sign(v)·max(|v| − τ, 0) (softshrink computes
-    v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``."""
+    v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``. A tensor τ (softshrink takes
+    numbers only) uses v − clamp(v, −τ, τ), again bitwise the same, with ``buf[0]`` as the
+    clamp's buffer (allocated on first use)."""
     if nonneg:
         return v.sub_(tau).clamp_min_(0.0)
+    if _is_tensor(tau):
+        if not buf or buf[0].shape != v.shape or buf[0].stride() != v.stride():
+            buf[:] = [torch.empty_like(v)]
+        return v.sub_(torch.clamp(v, -tau, tau, out=buf[0]))
     return torch._C._nn.softshrink(v, tau, out=v)
+
+
+def _axpy_(y: torch.Tensor, x: torch.Tensor, a: Scalar, out: torch.Tensor) -> torch.Tensor:
+    """y + a·x into ``out`` (``out`` may be ``x`` or ``y``), one pass for a number or a tensor a."""
+    if _is_tensor(a):
+        return torch.addcmul(y, x, a, out=out)
+    return torch.add(y, x, alpha=a, out=out)
+
+
+def _scale_(t: torch.Tensor, a: Scalar) -> torch.Tensor:
+    """t·a in place, skipped for the constant 1."""
+    return t if (not _is_tensor(a) and a == 1.0) else t.mul_(a)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor | None:
@@ -211,8 +251,17 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
     zs: list[torch.Tensor] = []
     rs: list[torch.Tensor] = []
     ubuf = None  # the weighted residual of every step (it overwrites |r| + ε in place)
+    tbuf: list[torch.Tensor] = []  # the threshold's buffer when τ is a tensor
+    # fp16 codes could underflow to 0 and change the backward pass's threshold masks: keep them
+    # in the state dtype (bf16 has fp32's exponent range: its codes keep their support)
+    exact_codes = keep and low and cd == torch.float16
     for _ in range(cfg.n_steps):
-        zc = z.to(cd) if keep else scratch.cast(z, cd, "z")  # saved codes need their own copy
+        if exact_codes:
+            zc = scratch.cast(z, cd, "z")
+            saved = z.clone()
+        else:
+            zc = z.to(cd) if keep else scratch.cast(z, cd, "z")  # saved codes need their own copy
+            saved = zc
         recon = F.conv_transpose2d(zc, wc, None, cfg.stride, cfg.padding, op, cfg.groups,
                                    cfg.dilation)
         # r = x − A*(z), in place in the reconstruction (or its state-dtype copy)
@@ -227,15 +276,15 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
                       cfg.groups)
         del u
         if keep:
-            zs.append(zc)
+            zs.append(saved)
             rs.append(r)
-        del zc
+        del zc, saved
         # v = z + η·A(u) = z + η·c·A(u′); thresholded in place it is z_{t+1}
-        if low:  # z is not saved (its bf16 copy is): update it in place
-            v = z.add_(scratch.cast(au, sd, "a"), alpha=alpha)
+        if low:  # z is not saved (a copy is): update it in place
+            v = _axpy_(z, scratch.cast(au, sd, "a"), alpha, out=z)
         else:    # z may be saved: write v into A(u′)'s buffer
-            v = torch.add(z, au, alpha=alpha, out=au)
-        z = _threshold_(v, tau, cfg.nonneg)
+            v = _axpy_(z, au, alpha, out=au)
+        z = _threshold_(v, tau, cfg.nonneg, tbuf)
     if sc.norm is not None:
         z.mul_(sc.norm)
     return z, zs, rs
@@ -313,7 +362,7 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
         gi, gw = conv_backward(gz, u, False, True, "gi")  # gi = A*(g_v); gw: of A(u′)'s weight
         if need_w:
             c = step * _u_scale(cfg, beta)
-            g_w = gw.mul_(c) if g_w is None else g_w.add_(gw, alpha=c)
+            g_w = gw.mul_(c) if g_w is None else _axpy_(g_w, gw, c, out=g_w)
         if need_step or need_beta:
             a_r = _dot(gi, r)
             if cfg.vanilla:
@@ -328,13 +377,15 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
         #   exact:    ∂u/∂r = β + (1−β)·ε/(2(|r|+ε)²)
         #   detached: ∂u/∂r = β + (1−β)/(2(|r|+ε))
         if cfg.vanilla:
-            if step != 1.0:
-                gi.mul_(step)
+            _scale_(gi, step)
         else:
             k = (1.0 - beta) * eps / 2 if cfg.exact else (1.0 - beta) / 2
             if cfg.exact:
                 den.square_()
-            if beta != 0.0:  # η·β·(gi + k/β·gi/den)
+            if _is_tensor(beta):  # η·k·gi/den + η·β·gi (den is recomputed next step)
+                q = torch.div(gi, den, out=den).mul_(step * k)
+                torch.addcmul(q, gi, step * beta, out=gi)
+            elif beta != 0.0:  # η·β·(gi + k/β·gi/den)
                 torch.addcdiv(gi, gi, den, value=k / beta, out=gi).mul_(step * beta)
             else:
                 torch.div(gi, den, out=gi).mul_(step * k)
@@ -373,27 +424,42 @@ def _dictionary(weight: torch.Tensor, cfg: _Config, sc: _Scalars) -> torch.Tenso
     return w.to(cfg.conv_dtype)
 
 
+def _detached(v: Scalar | None) -> Scalar | None:
+    # a 0-dim view: one-element tensors of any shape broadcast like numbers
+    return v.detach().reshape(()) if _is_tensor(v) else v
+
+
 class _RistaFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config, sc: _Scalars):  # noqa: ANN001
+    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config):  # noqa: ANN001
         dev = x.device.type
+        scalars = (beta, lam, step, norm)
+        sc = _Scalars(*(_detached(v) for v in scalars))
         with torch.autocast(dev, enabled=False):
             xs = x.to(cfg.state_dtype)
             wc = _dictionary(weight, cfg, sc)
             out, zs, rs = _forward(xs, wc, cfg, sc, keep=not cfg.recompute)
-        ctx.cfg, ctx.sc = cfg, sc
+        ctx.cfg = cfg
+        # numbers ride on ctx; tensors are saved like every other tensor (torch.compile traces
+        # the backward pass from what save_for_backward holds)
+        ctx.numbers = tuple(None if _is_tensor(v) else v for v in scalars)
+        ctx.tensor_at = tuple(_is_tensor(v) for v in scalars)
+        tensors = [v for v in scalars if _is_tensor(v)]
         if cfg.recompute:
-            ctx.save_for_backward(x, weight)
+            ctx.save_for_backward(x, weight, *tensors)
         else:
-            ctx.save_for_backward(x, weight, out, *zs, *rs)
+            ctx.save_for_backward(x, weight, *tensors, out, *zs, *rs)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):  # noqa: ANN001
-        cfg, sc = ctx.cfg, ctx.sc
+        cfg = ctx.cfg
         saved = ctx.saved_tensors
         x, weight = saved[0], saved[1]
+        rest = iter(saved[2:])
+        sc = _Scalars(*(_detached(next(rest)) if t else n for n, t in zip(ctx.numbers, ctx.tensor_at)))
+        rest = list(rest)
         dev = x.device.type
         with torch.autocast(dev, enabled=False):
             xs = x.to(cfg.state_dtype)
@@ -402,7 +468,7 @@ class _RistaFunction(torch.autograd.Function):
                 out, zs, rs = _forward(xs, wc, cfg, sc, keep=True)
             else:
                 t = cfg.n_steps
-                out, zs, rs = saved[2], saved[3:3 + t], saved[3 + t:3 + 2 * t]
+                out, zs, rs = rest[0], rest[1:1 + t], rest[1 + t:1 + 2 * t]
             grads = _backward(g.to(cfg.state_dtype), xs, weight, wc, out, zs, rs, cfg, sc,
                               ctx.needs_input_grad[:6])
         g_x, g_w, g_beta, g_lam, g_step, g_norm = grads
@@ -410,15 +476,17 @@ class _RistaFunction(torch.autograd.Function):
             g_x = g_x.to(x.dtype)
         if g_w is not None:
             g_w = g_w.to(weight.dtype)
-        return g_x, g_w, g_beta, g_lam, g_step, g_norm, None, None
+        return g_x, g_w, g_beta, g_lam, g_step, g_norm, None
 
 
-def _scalar(v: Number, name: str) -> tuple[float, torch.Tensor | None]:
+def _scalar(v: Number, name: str) -> Scalar:
+    """A tensor stays a tensor (its value is never read on the host: no device sync, no graph
+    break); anything else becomes a Python float."""
     if isinstance(v, torch.Tensor):
         if v.numel() != 1:
             raise ValueError(f"{name} must be a number or a one-element tensor, got shape {tuple(v.shape)}")
-        return float(v.detach()), (v if v.requires_grad else None)
-    return float(v), None
+        return v
+    return float(v)
 
 
 def rista_fast(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta: Number = 1.0,
@@ -451,17 +519,15 @@ def rista_fast(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta:
     geom = dict(stride=pair(stride), padding=pair(padding), dilation=pair(dilation), groups=groups)
     if n_steps == 0:  # the convolution (with weight/norm, rescaled by norm: the same thing)
         return F.conv2d(x, weight, None, geom["stride"], geom["padding"], geom["dilation"], groups)
-    beta_f, beta_t = _scalar(beta, "beta")
-    lam_f, lam_t = _scalar(lam, "lam")
-    step_f, step_t = _scalar(step, "step")
-    norm_f, norm_t = _scalar(norm, "norm") if norm is not None else (None, None)
-    if lam_f * step_f < 0:
-        raise ValueError(f"the threshold lam*step must be >= 0, got lam={lam_f}, step={step_f}")
-    if norm_f is not None and not norm_f > 0:
-        raise ValueError(f"norm must be > 0, got {norm_f}")
+    beta, lam, step = _scalar(beta, "beta"), _scalar(lam, "lam"), _scalar(step, "step")
+    norm = _scalar(norm, "norm") if norm is not None else None
+    # value checks only for numbers: checking a tensor would read it back to the host
+    if not _is_tensor(lam) and not _is_tensor(step) and lam * step < 0:
+        raise ValueError(f"the threshold lam*step must be >= 0, got lam={lam}, step={step}")
+    if norm is not None and not _is_tensor(norm) and not norm > 0:
+        raise ValueError(f"norm must be > 0, got {norm}")
     state, conv = resolve_dtypes(x, weight, conv_dtype)
     cfg = _Config(n_steps=int(n_steps), eps=float(eps), nonneg=bool(nonneg),
                   exact=w_grad == "exact", vanilla=vanilla, recompute=bool(recompute),
                   state_dtype=state, conv_dtype=conv, **geom)
-    sc = _Scalars(beta=beta_f, lam=lam_f, step=step_f, norm=norm_f)
-    return _RistaFunction.apply(x, weight, beta_t, lam_t, step_t, norm_t, cfg, sc)
+    return _RistaFunction.apply(x, weight, beta, lam, step, norm, cfg)

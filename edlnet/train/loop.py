@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,12 +17,15 @@ from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset,
 from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
 from ..models.registry import create_model
-from ..records import append_jsonl, environment, new_run_dir, read_jsonl, timestamp, write_json, write_yaml
+from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
 from .config import TrainConfig, load_config
-from .distributed import DistInfo, all_reduce_sum, broadcast_object, init_distributed, resolve_device
+from .distributed import (DistInfo, all_reduce_sum, any_rank, broadcast_object, compute_device, init_distributed,
+                          resolve_device)
 from .objectives import OBJECTIVES, Context, weight_penalty
 from .progress import Progress
-from .state import load_train_state, save_train_state
+from . import commits
+from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
+from .state import collect_train_state, load_train_state, write_train_state
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,7 +113,8 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
         for i in range(0, len(x), batch):
             robust += int(attack.run(x[i:i + batch].float() / 255, y[i:i + batch]).robust.sum())
     model.train(was)
-    t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64, device=x.device), info)
+    # float64 counts on the CPU (some devices, e.g. MPS, have no float64); moved for the all-reduce
+    t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64), info)
     n = max(float(t[2]), 1.0)
     out = {"clean_acc": float(t[0]) / n}
     if cfg.val_attack_steps > 0:
@@ -132,14 +135,14 @@ def _augment(cfg: TrainConfig):
 class Trainer:
     """Owns one training run. ``Trainer(cfg).fit()`` returns the run folder."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, progress: bool = True,
+                 trust_pickle: bool = False) -> None:
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
-        self.info = init_distributed(self.device)
-        if self.info.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.info.local_rank)
+        # under torchrun with CUDA: cuda:LOCAL_RANK, made current before NCCL starts
+        self.info = init_distributed(resolve_device(cfg.device))
+        self.device = compute_device(resolve_device(cfg.device), self.info)
         torch.manual_seed(cfg.seed)
         self.data = load_data(cfg, self.device)
         self.model = build_model(cfg, self.data.num_classes).to(self.device)
@@ -152,6 +155,10 @@ class Trainer:
         self.std_model = self._load_std_model() if cfg.objective == "hat" else None
         self.extra = read_npz(cfg.extra_data).to(self.device) if cfg.extra_data else None
         self.start_epoch, self.best, self.best_epoch, self.stale = 0, -math.inf, -1, 0
+        self.history: list[dict[str, Any]] = []    # metrics.jsonl's records, committed with `last`
+        self.stop: dict[str, str] | None = None    # why a resumed run had already stopped
+        self.trust_pickle = trust_pickle
+        self.config_changes: dict[str, tuple[Any, Any]] = {}
         self.run_dir = run_dir
         self.progress = progress and self.info.is_main
         self.ddp: nn.Module | None = None
@@ -170,8 +177,9 @@ class Trainer:
         module = self.model
         if self.info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            module = DDP(self.model, device_ids=ids)
+            # one GPU per rank: DDP replicates onto exactly this rank's device
+            ids = [self.info.local_rank] if self.device.type == "cuda" else None
+            module = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
         if self.cfg.compile:
             backend = "inductor" if self.cfg.compile is True else self.cfg.compile
             module = torch.compile(module, backend=backend)
@@ -179,15 +187,8 @@ class Trainer:
 
     def _start(self, resume: Path | None) -> None:
         if resume is not None:
-            self.run_dir = resume
-            last = resume / "checkpoints" / "last"
-            loaded = ckpt.load(last, map_location=self.device)
-            for (_, mine), (_, theirs) in zip(dict_layers(self.model), dict_layers(loaded)):
-                mine.configure(**theirs.config())
-            self.model.load_state_dict(loaded.state_dict())
-            state = load_train_state(last / "train_state.pt", self.model, self.optimizer, self.scaler)
-            self.start_epoch = state["epoch"] + 1
-            self.best, self.best_epoch, self.stale = state["best"], state["best_epoch"], state["stale"]
+            self.run_dir = Path(resume)
+            self._resume(self.run_dir)
         elif self.info.is_main:
             self.run_dir = self.run_dir or new_run_dir(self.cfg.out_dir, run_name(self.cfg))
         self.run_dir = Path(broadcast_object(str(self.run_dir), self.info))
@@ -196,6 +197,47 @@ class Trainer:
             write_json(self.run_dir / "environment.json", {**environment(), "world_size": self.info.world_size,
                                                            "device": str(self.device), "started": timestamp(),
                                                            "dataset": self.data.name, "data_info": self.data.info})
+        if self.info.is_main and resume is not None and self.config_changes:
+            # the run folder says what ran: the new config, and when and what changed
+            write_yaml(self.run_dir / "config.yaml", self.cfg.to_dict())
+            append_jsonl(self.run_dir / "config_changes.jsonl",
+                         {"resumed_at_epoch": self.start_epoch, "time": timestamp(),
+                          "changes": {k: {"old": a, "new": b} for k, (a, b) in self.config_changes.items()}})
+
+    def _resume(self, run_dir: Path) -> None:
+        """Load the newest usable ``checkpoints/last`` (rank 0 picks it, falling back to
+        ``last.prev`` when ``last`` is damaged; every rank loads the same folder)."""
+        choice: tuple[str | None, str | None] = (None, None)
+        if self.info.is_main:
+            try:
+                folder, notes = commits.choose(run_dir / "checkpoints" / "last", RESUME_FILES)
+                commits.recover(run_dir / "checkpoints" / "best")
+                for note in notes:
+                    self._log(note)
+                choice = (str(folder), None)
+            except (ckpt.CheckpointError, OSError) as e:
+                choice = (None, f"cannot resume {run_dir}: {e}")
+        folder_name, error = broadcast_object(choice, self.info)
+        if error:
+            raise ckpt.CheckpointError(error)
+        folder = Path(folder_name)
+        loaded = ckpt.load(folder, map_location=self.device)
+        for (_, mine), (_, theirs) in zip(dict_layers(self.model), dict_layers(loaded)):
+            mine.configure(**theirs.config())
+        self.model.load_state_dict(loaded.state_dict())
+        state = load_train_state(folder, self.model, self.optimizer, self.scaler, trust_pickle=self.trust_pickle)
+        self.start_epoch = state["epoch"] + 1
+        self.best, self.best_epoch, self.stale = state["best"], state["best_epoch"], state["stale"]
+        self.stop = state.get("stop")
+        if (folder / commits.METRICS).exists():
+            self.history = commits.read_metrics(folder / commits.METRICS)
+        else:  # a checkpoint from before checkpoints held their metrics: drop later lines
+            self.history = [r for r in commits.read_metrics(run_dir / "metrics.jsonl")
+                            if r.get("epoch", 0) <= self.start_epoch]
+        if self.info.is_main:
+            commits.write_atomic(run_dir / "metrics.jsonl", commits.metrics_text(self.history))
+            if self.stop and self.stop.get("reason") == "catastrophic_overfitting":
+                self._mark_co(self.start_epoch - 1)  # the stop was committed, its note maybe not
 
     # -- one epoch -----------------------------------------------------------------------------
     def _switch_if_due(self, epoch: int) -> None:
@@ -229,7 +271,8 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         bar = Progress(len(it), f"epoch {epoch + 1}/{c.epochs}", self.progress, c.log_every)
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
+        # loss·n, correct, n: float64 on the CPU (MPS has no float64; the loss is read anyway)
+        sums = torch.zeros(3, dtype=torch.float64)
         for step, (x, y) in enumerate(it.epoch(epoch)):
             x, y = self._batch_with_extra(x, y, epoch, step)
             if c.mixup_alpha:
@@ -243,9 +286,15 @@ class Trainer:
             ctx = Context(c, gen, self.autocast, self.std_model)
             loss, logits = self.objective(model, x, y_soft, ctx)
             loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
-            if not torch.isfinite(loss):
+            loss_value = loss.item()
+            # Every rank takes the decision together (an all-reduced flag): a rank that stopped
+            # alone would leave the others waiting in DDP's gradient all-reduce.
+            bad = any_rank(not math.isfinite(loss_value), self.info)
+            if bad:
+                value = loss_value if self.info.rank in bad else "non-finite"
+                where = f" on rank(s) {bad}" if self.info.enabled else ""
                 raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"loss became {value}{where} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
                     f"is kept in {self.run_dir / 'checkpoints' / 'last'}. Lower lr, or use the default "
                     "dictionary options (step='majorize', eps=0.1; see docs/stability.md)")
             self.optimizer.zero_grad(set_to_none=True)
@@ -257,9 +306,9 @@ class Trainer:
             self.scaler.update()
             with torch.no_grad():
                 target = y if y.dim() == 1 else y.argmax(1)
-                sums += torch.tensor([loss.item() * len(x), float((logits.argmax(1) == target).sum()), len(x)],
-                                     dtype=torch.float64, device=self.device)
-            bar.update(step, len(x) * self.info.world_size, loss=loss.item(), lr=lr)
+                sums += torch.tensor([loss_value * len(x), float((logits.argmax(1) == target).sum()), len(x)],
+                                     dtype=torch.float64)
+            bar.update(step, len(x) * self.info.world_size, loss=loss_value, lr=lr)
         bar.close()
         all_reduce_sum(sums, self.info)
         seconds = bar.seconds
@@ -277,7 +326,9 @@ class Trainer:
         c = self.cfg
         metric = c.resolved_best_metric()
         done = 0
-        for epoch in range(self.start_epoch, c.epochs):
+        # a run resumed after its early stop (killed while finishing) does not train on
+        epochs = range(self.start_epoch, c.epochs) if self.stop is None else range(0)
+        for epoch in epochs:
             self._switch_if_due(epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "mode": self._mode()}
             record.update(self.train_epoch(epoch))
@@ -292,17 +343,23 @@ class Trainer:
             elif metric in record:
                 self.stale += 1
             record["best_" + metric] = self.best if self.best > -math.inf else None
-            self._checkpoint(epoch, record, improved)
+            # decided before the commit, so that the checkpoint records that the run stopped
+            stop = None
+            if _catastrophic_overfitting(c, record, self.best):
+                stop = {"reason": "catastrophic_overfitting", "message": (
+                    f"catastrophic overfitting: val_robust_acc fell to {record['val_robust_acc']:.4f}, below "
+                    f"co_guard={c.co_guard} x its best {self.best:.4f} (epoch {self.best_epoch}); training stops "
+                    "and checkpoints/best holds the model before the collapse")}
+            elif c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
+                stop = {"reason": "early_stop", "message": (
+                    f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")}
+            self._checkpoint(epoch, record, improved, stop)
             self._log(_format(record))
             done += 1
-            if _catastrophic_overfitting(c, record, self.best):
-                self._log(f"catastrophic overfitting: val_robust_acc fell to {record['val_robust_acc']:.4f}, below "
-                          f"co_guard={c.co_guard} x its best {self.best:.4f} (epoch {self.best_epoch}); training stops "
-                          "and checkpoints/best holds the model before the collapse")
-                self._mark_co(epoch)
-                break
-            if c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
-                self._log(f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")
+            if stop is not None:
+                self._log(stop["message"])
+                if stop["reason"] == "catastrophic_overfitting":
+                    self._mark_co(epoch)
                 break
             if stop_after is not None and done >= stop_after and epoch + 1 < c.epochs:
                 return self.run_dir  # more epochs remain: a later call resumes them
@@ -319,23 +376,35 @@ class Trainer:
         modes = {m.mode for _, m in dict_layers(self.model)}
         return ",".join(sorted(modes)) if modes else "plain"
 
-    def _checkpoint(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
+    def _checkpoint(self, epoch: int, record: dict[str, Any], improved: bool,
+                    stop: dict[str, str] | None = None) -> None:
+        """Commit this epoch: ``best`` first (a kill before ``last`` is committed redoes the
+        epoch, which writes the same ``best`` again), then ``last`` with the training state and
+        the metrics so far, then the run's ``metrics.jsonl`` from that same list."""
+        self.history.append(record)
         if not self.info.is_main:
             return
         extra = {"epoch": epoch + 1, "metrics": record, "best_rule": f"max {self.cfg.resolved_best_metric()}"}
-        last = self.run_dir / "checkpoints" / "last"
-        ckpt.save(self.model, last, extra=extra)
-        save_train_state(last / "train_state.pt", self.model, self.optimizer, self.scaler,
-                         epoch=epoch, best=self.best, best_epoch=self.best_epoch, stale=self.stale)
+        folder = self.run_dir / "checkpoints"
         if improved:
-            ckpt.save(self.model, self.run_dir / "checkpoints" / "best", extra=extra)
-        append_jsonl(self.run_dir / "metrics.jsonl", record)
+            commits.commit(folder / "best", lambda tmp: ckpt.save(self.model, tmp, extra=extra),
+                           info={"epoch": epoch + 1})
+        state = collect_train_state(self.model, self.optimizer, self.scaler, epoch=epoch, best=self.best,
+                                    best_epoch=self.best_epoch, stale=self.stale, stop=stop)
+        history = commits.metrics_text(self.history)
+
+        def fill(tmp: Path) -> None:
+            ckpt.save(self.model, tmp, extra=extra)
+            write_train_state(tmp, state)
+            (tmp / commits.METRICS).write_text(history)
+        commits.commit(folder / "last", fill, info={"epoch": epoch + 1})
+        commits.write_atomic(self.run_dir / "metrics.jsonl", history)
 
     def _finish(self, metric: str) -> None:
         model = self.model.eval()
         x, y = self.data.x_test, self.data.y_test
         clean = _clean_correct(model, x.float() / 255, y, 256) / max(len(x), 1)
-        history = read_jsonl(self.run_dir / "metrics.jsonl")
+        history = self.history
         write_json(self.run_dir / "train_results.json", {
             "epochs_run": len(history), "best_rule": f"max {metric}", "best_epoch": self.best_epoch,
             "best_value": self.best, "last_test_clean_acc": clean, "n_test": len(x),
@@ -367,19 +436,27 @@ def _format(record: dict[str, Any]) -> str:
 
 
 def train(config: TrainConfig | str | Path | None = None, overrides: tuple[str, ...] = (),
-          resume: str | Path | None = None, progress: bool = True) -> Path:
+          resume: str | Path | None = None, progress: bool = True, allow_changes: tuple[str, ...] = (),
+          trust_pickle: bool = False) -> Path:
     """Train from a config (object or YAML path plus ``key=value`` overrides), or resume a run
-    folder; returns the run folder."""
+    folder; returns the run folder. On resume, ``overrides`` may change only operational keys
+    (threads, log_every, device) unless the key is in ``allow_changes``; ``trust_pickle``
+    allows reading an old ``train_state.pt`` that needs a full pickle (trusted files only)."""
+    changes: dict[str, tuple[Any, Any]] = {}
     if resume is not None:
         resume = Path(resume)
         if not (resume / "config.yaml").exists():
             raise FileNotFoundError(f"cannot resume {resume}: no config.yaml there (expected a run folder "
                                     "written by edlnet train)")
-        if not (resume / "checkpoints" / "last" / "train_state.pt").exists():
-            raise FileNotFoundError(f"cannot resume {resume}: no checkpoints/last/train_state.pt yet")
+        if not resumable(resume):
+            raise FileNotFoundError(f"cannot resume {resume}: no checkpoint in {resume / 'checkpoints'} yet "
+                                    "(killed before the first epoch ended: start it again)")
         cfg = load_config(resume / "config.yaml", overrides)
+        changes = check_resume_changes(config_changes(load_config(resume / "config.yaml"), cfg), allow_changes)
     elif isinstance(config, TrainConfig):
         cfg = config
     else:
         cfg = load_config(config, overrides)
-    return Trainer(cfg, progress=progress).fit(resume)
+    trainer = Trainer(cfg, progress=progress, trust_pickle=trust_pickle)
+    trainer.config_changes = changes
+    return trainer.fit(resume)
