@@ -334,21 +334,31 @@ def _convergence_row(table: dict[str, Any], label: str, path: str) -> dict[str, 
             "paper": "objective flat after 2–3 steps",
             "ours": f"after 2 updates the Eq. 12 objective has made {100 * median:.0f}% (median; "
                     f"worst layer {100 * worst:.0f}%) of its decrease over {steps} updates, "
-                    f"{len(shares)} layer×input curves",
+                    f"{len(shares)} layer×input curves (criterion: >= 80% in every layer)",
             "scale": label, "verdict": "reproduced" if worst >= 0.8 else
             ("partly: most layers" if median >= 0.8 else "not reproduced"), "records": path}
 
 
 def _noise_row(table: dict[str, Any], label: str, path: str) -> dict[str, Any]:
-    errors = {row["noise"]: float(row["l2_mean"]) for row in table["rows"]}
-    adaptive = next((k for k in errors if k.startswith("adaptive")), None)
-    text = "; ".join(f"{k} {v:.3f}" for k, v in errors.items())
-    best = min(errors, key=errors.get)
+    """Is the adaptive noise the best recovered, beyond the noise of a 64-image mean? (The
+    table has per-source means and population stds over the same images; the gap to the next
+    best is compared with twice its unpaired standard error, a conservative bound.)"""
+    rows = {row["noise"]: row for row in table["rows"]}
+    n = int((table.get("meta") or {}).get("n_images") or 64)
+    adaptive = next((k for k in rows if k.startswith("adaptive")), None)
+    text = "; ".join(f"{k} {r['l2_mean']:.3f} ± {r['l2_std']:.3f}" for k, r in rows.items())
+    ranked = sorted(rows, key=lambda k: rows[k]["l2_mean"])
+    verdict = "not reproduced (ordering)"
+    if adaptive is not None and ranked[0] == adaptive and len(ranked) > 1:
+        other = rows[ranked[1]]
+        gap = other["l2_mean"] - rows[adaptive]["l2_mean"]
+        se = ((other["l2_std"] ** 2 + rows[adaptive]["l2_std"] ** 2) / n) ** 0.5
+        verdict = (f"reproduced (ordering; gap to {ranked[1]} {gap:.3f} = {gap / se:.1f} standard errors)"
+                   if gap > 2 * se else f"same ordering, within noise (gap {gap:.3f} = {gap / se:.1f} SE)")
     return {"claim": "Table 12: Elastic DL's first layer recovers its own adaptive noise best (‖ε − ε̂‖₂)",
             "paper": "random 26.1, ResNet-transfer 2.93, Vanilla-transfer 2.85, Elastic adaptive 2.69",
-            "ours": f"‖ε − ε̂‖₂ (pixels, mean over images): {text}", "scale": label,
-            "verdict": "reproduced (ordering)" if best == adaptive else "not reproduced (ordering)",
-            "records": path}
+            "ours": f"‖ε − ε̂‖₂ in pixels, mean ± std over {n} images: {text}", "scale": label,
+            "verdict": verdict, "records": path}
 
 
 # -- document ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The bundled CIFAR-10 sample: size budget, contents, pixel equality with the exact subset."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ from edlnet.data import CIFAR10_CLASSES, load_dataset, sample_official_indices, 
 
 torch.set_num_threads(1)
 
-EXACT = Path("/work/shared/data/cifar10-exact-subset.npz")
+# The pixel-exact subset the sample was cut from, where $EDLNET_DATA points to a copy of it.
+EXACT = Path(os.environ.get("EDLNET_DATA", "data")) / "cifar10-exact-subset.npz"
 
 
 def test_sample_is_within_budget_and_documented():

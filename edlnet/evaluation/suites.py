@@ -243,7 +243,19 @@ def load_suite(suite: str | Path | Suite | Mapping[str, Any]) -> Suite:
         raise SuiteError(f"suite file {path} is not valid YAML: {e}") from None
     if not isinstance(data, Mapping):
         raise SuiteError(f"suite file {path} must hold a mapping with 'name' and 'entries'")
-    return suite_from_dict(data, source=str(path))
+    return suite_from_dict(data, source=_display_path(path))
+
+
+def _display_path(path: Path) -> str:
+    """How records name a suite file: the library's own by their place in the package, others
+    relative to the working directory when inside it (records hold no machine paths)."""
+    resolved = path.resolve()
+    if resolved.parent == SUITE_DIR:
+        return f"edlnet/suites/{resolved.name}"
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def suite_from_dict(data: Mapping[str, Any], source: str | None = None) -> Suite:
