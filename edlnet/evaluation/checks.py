@@ -356,10 +356,6 @@ def _only_broken_by(name: str, broken: list[bool | None], covered: list[int],
                    white_box_robust=len(white_robust), fraction=fraction, examples=only[:50])
 
 
-def _covered(result: EntryResult, clean: list[bool | None]) -> list[int]:
-    return [i for i in result.evaluated() if clean[i]]
-
-
 def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
                 clean: list[bool | None]) -> dict[str, Any]:
     if (off := _off("more_steps", opts)) is not None:
@@ -367,7 +363,7 @@ def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entr
     strong = merged[MORE_STEPS]
     settings = strong.entry.settings
     white = _white_box_entries(suite, merged, role="suite")
-    return _only_broken_by("more_steps", broken_by(strong), _covered(strong, clean), white, clean,
+    return _only_broken_by("more_steps", broken_by(strong), _attacked(strong, clean), white, clean,
                            float(opts["tolerance"]),
                            f"PGD-{settings['steps']} x{settings['restarts']} restarts",
                            "the reported attacks had not converged; more iterations break examples "
@@ -385,7 +381,7 @@ def _single_step(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Ent
     if not multi:
         return _result("single_step", None, "not run: the suite has no multi-step gradient attack "
                        "at its main budget")
-    results = [_only_broken_by("single_step", broken_by(s), _covered(s, clean), multi, clean,
+    results = [_only_broken_by("single_step", broken_by(s), _attacked(s, clean), multi, clean,
                                float(opts["tolerance"]), s.entry.name, "a single step finds what "
                                "many steps miss: the multi-step attacks are misled (masked or noisy "
                                "gradients)") for s in singles]
@@ -409,7 +405,7 @@ def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entry
     # skips what the white-box attacks broke; those examples are covered, not Square's breaks).
     reach = set()
     for r in ([own] if own is not None else []) + extra:
-        reach.update(_covered(r, clean))
+        reach.update(_attacked(r, clean))
     covered = sorted(reach)
     evaluated = {i for r in ([own] if own is not None else []) + extra for i in r.evaluated()}
     names = ", ".join(([f"Square-{own.entry.settings['n_queries']}"] if own is not None else []) +
@@ -429,7 +425,7 @@ def _transfer(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryR
         return _result("transfer", None, "not run: no surrogate model given (surrogate=..., "
                        "edlnet eval --surrogate CKPT): train a plain ResNet to check transfer")
     result = merged[TRANSFER]
-    return _only_broken_by("transfer", broken_by(result), _covered(result, clean),
+    return _only_broken_by("transfer", broken_by(result), _attacked(result, clean),
                            _white_box_entries(suite, merged), clean, float(opts["tolerance"]),
                            "PGD transferred from the surrogate",
                            "examples crafted on another model break what the white-box attacks "
