@@ -31,6 +31,7 @@ seconds and detail). Exit status 1, with every failure printed, when any check f
 GPU is visible (``nvidia-smi``) but torch cannot use it, or with ``--require-gpu`` and no CUDA.
 Nothing is skipped silently: each skip is in the record with its reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,18 +44,18 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-import edlnet  # noqa: E402
-from edlnet.cli import main as edlnet_main  # noqa: E402
+import edlnet
+from edlnet.cli import main as edlnet_main
 
 BUDGET_SECONDS = 8 * 60
 
@@ -78,7 +79,7 @@ class Context:
 @dataclass
 class Result:
     name: str
-    status: str          # passed | failed | skipped
+    status: str  # passed | failed | skipped
     seconds: float
     detail: str
 
@@ -119,11 +120,19 @@ def fast_equals_reference_float64(ctx: Context) -> str:
                 gz = None
                 outs = []
                 for fn in (rista, rista_fast):
-                    beta = {"vanilla": 1.0, "robust": 0.0}.get(kind, None)
+                    beta = {"vanilla": 1.0, "robust": 0.0}.get(kind)
                     beta = torch.sigmoid(logit) if beta is None else beta
                     step = 0.3 / (beta + (1 - beta) / 0.1) if kind == "elastic_tensor_step" else 0.1
-                    kw = dict(n_steps=3, beta=beta, lam=0.05, step=step, eps=0.05, stride=stride, padding=1,
-                              w_grad=w_grad)
+                    kw = dict(
+                        n_steps=3,
+                        beta=beta,
+                        lam=0.05,
+                        step=step,
+                        eps=0.05,
+                        stride=stride,
+                        padding=1,
+                        w_grad=w_grad,
+                    )
                     z = rista(x, w / norm, **kw) * norm if fn is rista else rista_fast(x, w, norm=norm, **kw)
                     if gz is None:
                         gz = torch.randn(z.shape, dtype=d64, generator=g).to(ctx.device)
@@ -159,23 +168,43 @@ def low_precision_within_tolerance(ctx: Context) -> str:
     tol = {"bf16": 5e-2, "fp16": 1e-2}
     for name in ("bf16", "fp16"):
         errs = [rel_err(a, b) for a, b in zip(outs[name], outs["fp32"])]
-        expect(max(errs) < tol[name], f"{name}: relative errors (output, dx, dW, dβ) "
-                                      f"{', '.join(f'{e:.2e}' for e in errs)} exceed {tol[name]}")
+        expect(
+            max(errs) < tol[name],
+            f"{name}: relative errors (output, dx, dW, dβ) "
+            f"{', '.join(f'{e:.2e}' for e in errs)} exceed {tol[name]}",
+        )
         parts.append(f"{name}: max relative error {max(errs):.2e} (tolerance {tol[name]})")
-    cfg = _Config(n_steps=2, eps=0.1, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, nonneg=False,
-                  exact=True, vanilla=True, recompute=False, state_dtype=torch.float32, conv_dtype=torch.float16)
+    cfg = _Config(
+        n_steps=2,
+        eps=0.1,
+        stride=(1, 1),
+        padding=(1, 1),
+        dilation=(1, 1),
+        groups=1,
+        nonneg=False,
+        exact=True,
+        vanilla=True,
+        recompute=False,
+        state_dtype=torch.float32,
+        conv_dtype=torch.float16,
+    )
     from edlnet.layers.rista_fast import _Scalars
+
     _, zs, _ = _forward(x, layer.weight.detach().half(), cfg, _Scalars(1.0, 0.1, 0.5, None), keep=True)
-    expect(all(z.dtype == torch.float32 for z in zs), "fp16 convolutions saved codes in "
-           f"{[str(z.dtype) for z in zs]}, expected float32 (threshold masks)")
+    expect(
+        all(z.dtype == torch.float32 for z in zs),
+        f"fp16 convolutions saved codes in {[str(z.dtype) for z in zs]}, expected float32 (threshold masks)",
+    )
     return "; ".join(parts) + "; fp16 saved codes are float32"
 
 
 @check
 def no_host_sync(ctx: Context) -> str:
     if not ctx.gpu:
-        raise Skip("needs CUDA (torch.cuda.set_sync_debug_mode); on the CPU tests/test_rista_scalars.py "
-                   "checks that no tensor is read back")
+        raise Skip(
+            "needs CUDA (torch.cuda.set_sync_debug_mode); on the CPU tests/test_rista_scalars.py "
+            "checks that no tensor is read back"
+        )
     layer = edlnet.DictConv2d(16, 16, 3, padding=1, mode="elastic").to(ctx.device).train()
     x = torch.rand(4, 16, 16, 16, device=ctx.device)
     layer(x).sum().backward()  # the cold start reads σ for its stopping test
@@ -199,7 +228,7 @@ def batch_independence(ctx: Context) -> str:
     x = torch.rand(6, 3, 32, 32, device=ctx.device)
     with torch.no_grad():
         whole = model(x)
-        single = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
+        single = torch.cat([model(x[i : i + 1]) for i in range(len(x))])
     err = float((whole - single).abs().max())
     expect(err < 1e-4, f"batch of 6 vs one at a time differ by {err:.3g} (tolerance 1e-4)")
     return f"max |batch − single| = {err:.2e}"
@@ -230,8 +259,10 @@ def save_load_across_devices(ctx: Context) -> str:
 @check
 def compile_fullgraph(ctx: Context) -> str:
     if not ctx.gpu:
-        raise Skip("inductor compile of EDLNet-18 takes minutes on a CPU; tests/test_rista_scalars.py "
-                   "compiles it with fullgraph=True (aot_eager) there")
+        raise Skip(
+            "inductor compile of EDLNet-18 takes minutes on a CPU; tests/test_rista_scalars.py "
+            "compiles it with fullgraph=True (aot_eager) there"
+        )
     torch.manual_seed(0)
     torch._dynamo.reset()
     model = edlnet.create_model("resnet18", dl="elastic", width=8).to(ctx.device).train()
@@ -241,8 +272,11 @@ def compile_fullgraph(ctx: Context) -> str:
     compiled = torch.compile(model, fullgraph=True)
     F.cross_entropy(compiled(x), y).backward()
     F.cross_entropy(eager(x), y).backward()
-    err = max(rel_err(p.grad, q.grad) for p, q in zip(model.parameters(), eager.parameters())
-              if q.grad is not None and q.grad.abs().sum() > 0)
+    err = max(
+        rel_err(p.grad, q.grad)
+        for p, q in zip(model.parameters(), eager.parameters())
+        if q.grad is not None and q.grad.abs().sum() > 0
+    )
     expect(err < 1e-3, f"compiled gradients differ from eager by {err:.3g} (relative, tolerance 1e-3)")
     return f"inductor, fullgraph=True; largest relative gradient difference {err:.2e}"
 
@@ -256,8 +290,11 @@ def run_cli(argv: list[str]) -> None:
 @check
 def table7(ctx: Context) -> str:
     out = ctx.out / "table7"
-    small = ["--width", 16, "--batch", 32, "--repeats", 3, "--warmup", 1, "--layers-list", "0,2,14"] if ctx.gpu \
+    small = (
+        ["--width", 16, "--batch", 32, "--repeats", 3, "--warmup", 1, "--layers-list", "0,2,14"]
+        if ctx.gpu
         else ["--width", 4, "--batch", 2, "--repeats", 1, "--warmup", 0, "--layers-list", "0,2"]
+    )
     run_cli(["bench", "--device", ctx.device.type, *small, "--out", out])
     expect((out / "bench_table7.md").exists(), f"{out / 'bench_table7.md'} was not written")
     return f"edlnet bench {' '.join(map(str, small))}: {out / 'bench_table7.md'}"
@@ -266,9 +303,26 @@ def table7(ctx: Context) -> str:
 @check
 def layer_bench(ctx: Context) -> str:
     out = ctx.out / "layer_bench"
-    small = ["--batch", 16, "--repeats", 2, "--warmup", 1, "--width", 16, "--net-repeats", 1, "--bf16-batch", 8,
-             "--layer-sections", "layers,layers_bf16,networks,networks_bf16"] if ctx.gpu \
+    small = (
+        [
+            "--batch",
+            16,
+            "--repeats",
+            2,
+            "--warmup",
+            1,
+            "--width",
+            16,
+            "--net-repeats",
+            1,
+            "--bf16-batch",
+            8,
+            "--layer-sections",
+            "layers,layers_bf16,networks,networks_bf16",
+        ]
+        if ctx.gpu
         else ["--batch", 1, "--repeats", 1, "--warmup", 0, "--width", 8, "--layer-sections", "layers"]
+    )
     run_cli(["bench", "--layers", "--device", ctx.device.type, *small, "--out", out])
     expect((out / "layer_bench.md").exists(), f"{out / 'layer_bench.md'} was not written")
     return f"edlnet bench --layers {' '.join(map(str, small))}: {out / 'layer_bench.md'}"
@@ -276,12 +330,31 @@ def layer_bench(ctx: Context) -> str:
 
 def _train_args(ctx: Context, name: str, epochs: int) -> list:
     if ctx.gpu:
-        sets = ["model=resnet18", "model_kwargs.width=16", "dl=vanilla", "switch_to_elastic_epoch=1",
-                "train_subset=1024", "val_size=128", "test_subset=256", "batch_size=128", "objective=pgd_at",
-                "attack_steps=2", "val_attack_steps=2"]
+        sets = [
+            "model=resnet18",
+            "model_kwargs.width=16",
+            "dl=vanilla",
+            "switch_to_elastic_epoch=1",
+            "train_subset=1024",
+            "val_size=128",
+            "test_subset=256",
+            "batch_size=128",
+            "objective=pgd_at",
+            "attack_steps=2",
+            "val_attack_steps=2",
+        ]
     else:
-        sets = ["model=resnet10", "model_kwargs.width=4", "dl=vanilla", "switch_to_elastic_epoch=1",
-                "train_subset=96", "val_size=32", "test_subset=32", "batch_size=32", "val_attack_steps=0"]
+        sets = [
+            "model=resnet10",
+            "model_kwargs.width=4",
+            "dl=vanilla",
+            "switch_to_elastic_epoch=1",
+            "train_subset=96",
+            "val_size=32",
+            "test_subset=32",
+            "batch_size=32",
+            "val_attack_steps=0",
+        ]
     sets += [f"epochs={epochs}", f"name={name}", f"out_dir={ctx.out / 'runs'}", f"device={ctx.device}"]
     return ["train", "--no-progress", *[a for s in sets for a in ("--set", s)]]
 
@@ -300,9 +373,13 @@ def train_and_resume(ctx: Context) -> str:
     b = edlnet.load(part / "checkpoints" / "last").state_dict()
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
     if ctx.gpu:
-        expect(diff <= 1e-5, f"resumed weights differ from the uninterrupted run by {diff:.3g} (tolerance 1e-5)")
+        expect(
+            diff <= 1e-5, f"resumed weights differ from the uninterrupted run by {diff:.3g} (tolerance 1e-5)"
+        )
     else:
-        expect(diff == 0.0, f"resumed weights differ from the uninterrupted run by {diff:.3g} (expected bitwise)")
+        expect(
+            diff == 0.0, f"resumed weights differ from the uninterrupted run by {diff:.3g} (expected bitwise)"
+        )
     lines = (part / "metrics.jsonl").read_text().splitlines()
     expect(len(lines) == 2, f"{part / 'metrics.jsonl'} has {len(lines)} lines, expected 2")
     return f"2 epochs in {seconds:.1f} s; 1 epoch + --resume: max weight difference {diff:.2e}"
@@ -331,12 +408,29 @@ def quick_eval(ctx: Context) -> str:
         suite, n = ctx.out / "tiny_suite.yaml", 4
         suite.write_text(TINY_SUITE)
     out = ctx.out / "eval"
-    run_cli(["eval", run, "--checkpoint", "last", "--suite", suite, "--n-examples", n, "--device",
-             ctx.device.type, "--out", out, "--quiet"])
+    run_cli(
+        [
+            "eval",
+            run,
+            "--checkpoint",
+            "last",
+            "--suite",
+            suite,
+            "--n-examples",
+            n,
+            "--device",
+            ctx.device.type,
+            "--out",
+            out,
+            "--quiet",
+        ]
+    )
     record = json.loads((out / "results.json").read_text())
     expect(record["n_examples"] == n, f"evaluated {record['n_examples']} examples, expected {n}")
-    return f"suite {Path(str(suite)).stem}, {n} examples: clean {record['clean']:.3f}, " \
-           f"attacks {record['attacks']}, checks {record['checks_summary']['line']}"
+    return (
+        f"suite {Path(str(suite)).stem}, {n} examples: clean {record['clean']:.3f}, "
+        f"attacks {record['attacks']}, checks {record['checks_summary']['line']}"
+    )
 
 
 @check
@@ -347,10 +441,17 @@ def torchrun_nccl(ctx: Context) -> str:
         raise Skip(f"{torch.cuda.device_count()} GPU: NCCL needs one GPU per rank (run on a machine with 2+)")
     out = ctx.out / "torchrun"
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           str(ROOT / "tests" / "dist_worker.py"), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        str(ROOT / "tests" / "dist_worker.py"),
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     expect(proc.returncode == 0, f"torchrun exited with {proc.returncode}: {proc.stderr[-1500:]}")
     same = (out / "ranks_identical.txt").read_text().split()
     expect(same == ["True", "2"], f"ranks ended with different parameters: {same}")
@@ -364,8 +465,9 @@ def gpu_visible() -> str | None:
     if exe is None:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            [exe, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
@@ -382,7 +484,7 @@ def run_checks(ctx: Context, only: list[str] | None = None) -> list[Result]:
             detail, status = fn(ctx), "passed"
         except Skip as e:
             detail, status = str(e), "skipped"
-        except Exception as e:  # noqa: BLE001 - every failure is reported, the others still run
+        except Exception as e:
             detail, status = f"{type(e).__name__}: {e}", "failed"
             traceback.print_exc()
         results.append(Result(name, status, time.perf_counter() - t, detail))
@@ -396,17 +498,30 @@ def write_record(ctx: Context, results: list[Result], seconds: float) -> dict:
     env = environment()
     record = {
         "gpu": torch.cuda.get_device_name(ctx.device) if ctx.gpu else None,
-        "device": str(ctx.device), "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-        "mode": "gpu" if ctx.gpu else "cpu-only", "seconds": seconds, "budget_seconds": BUDGET_SECONDS,
-        "passed": all(r.status != "failed" for r in results), "notes": ctx.notes,
-        "checks": [asdict(r) for r in results], "environment": env, "finished": timestamp(),
+        "device": str(ctx.device),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "mode": "gpu" if ctx.gpu else "cpu-only",
+        "seconds": seconds,
+        "budget_seconds": BUDGET_SECONDS,
+        "passed": all(r.status != "failed" for r in results),
+        "notes": ctx.notes,
+        "checks": [asdict(r) for r in results],
+        "environment": env,
+        "finished": timestamp(),
     }
     (ctx.out / "gpu_check.json").write_text(json.dumps(record, indent=2, default=str))
-    lines = [f"# edlnet GPU check: {'PASSED' if record['passed'] else 'FAILED'}", "",
-             f"- GPU: {record['gpu'] or 'none (CPU-only part)'}; device {record['device']}",
-             f"- torch {env['torch']}, CUDA {record['cuda']}, cuDNN {record['cudnn']}, commit {env['git_commit']}",
-             f"- {seconds:.0f} s (budget {BUDGET_SECONDS} s), {record['finished']}", *[f"- {n}" for n in ctx.notes],
-             "", "| check | status | seconds | detail |", "|---|---|---|---|"]
+    lines = [
+        f"# edlnet GPU check: {'PASSED' if record['passed'] else 'FAILED'}",
+        "",
+        f"- GPU: {record['gpu'] or 'none (CPU-only part)'}; device {record['device']}",
+        f"- torch {env['torch']}, CUDA {record['cuda']}, cuDNN {record['cudnn']}, commit {env['git_commit']}",
+        f"- {seconds:.0f} s (budget {BUDGET_SECONDS} s), {record['finished']}",
+        *[f"- {n}" for n in ctx.notes],
+        "",
+        "| check | status | seconds | detail |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.detail.replace('|', '/')} |" for r in results]
     (ctx.out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     return record
@@ -422,9 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     visible = gpu_visible()
     cuda = torch.cuda.is_available()
     if visible and not cuda and not args.cpu_only:
-        print(f"[gpu_check] FAILED: nvidia-smi sees a GPU ({visible}) but torch.cuda.is_available() is False "
-              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); install a CUDA build of torch, "
-              "or pass --cpu-only", file=sys.stderr)
+        print(
+            f"[gpu_check] FAILED: nvidia-smi sees a GPU ({visible}) but torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); install a CUDA build of torch, "
+            "or pass --cpu-only",
+            file=sys.stderr,
+        )
         return 2
     if args.require_gpu and not cuda:
         print("[gpu_check] FAILED: --require-gpu and no usable CUDA device", file=sys.stderr)
@@ -436,8 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(device=torch.device("cuda", 0) if gpu else torch.device("cpu"), out=out, gpu=gpu)
     if not gpu:
-        ctx.notes.append("CPU-only part: " + ("--cpu-only given" if cuda else "no CUDA device")
-                         + "; the GPU-only checks are listed as skipped")
+        ctx.notes.append(
+            "CPU-only part: "
+            + ("--cpu-only given" if cuda else "no CUDA device")
+            + "; the GPU-only checks are listed as skipped"
+        )
     t = time.perf_counter()
     results = run_checks(ctx, args.only)
     seconds = time.perf_counter() - t
@@ -450,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
         print("[gpu_check] FAILED: " + "; ".join(f"{r.name}: {r.detail}" for r in failed), file=sys.stderr)
         return 1
     if not gpu:
-        print("[gpu_check] NOTE: no GPU checks ran (CPU-only part); run this on a CUDA machine", file=sys.stderr)
+        print(
+            "[gpu_check] NOTE: no GPU checks ran (CPU-only part); run this on a CUDA machine", file=sys.stderr
+        )
     print(f"[gpu_check] {'all checks passed' if record['passed'] else 'FAILED'}; wrote {out}")
     return 0
 

@@ -9,6 +9,7 @@ Writes benchmarks/results/mixed_dtype_ops.{json,md}. Command:
 
     python benchmarks/mixed_dtype_ops.py [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,14 +58,25 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - t0)
         rows.append({"op": name, "median_ms": statistics.median(times) * 1e3})
         print(f"{name:34s} {rows[-1]['median_ms']:7.2f} ms", flush=True)
-    record = {"command": "python benchmarks/mixed_dtype_ops.py " + " ".join(argv or sys.argv[1:]),
-              "elements": x.numel(), "threads": args.threads, "environment": environment(),
-              "rows": rows}
+    record = {
+        "command": "python benchmarks/mixed_dtype_ops.py " + " ".join(argv or sys.argv[1:]),
+        "elements": x.numel(),
+        "threads": args.threads,
+        "environment": environment(),
+        "rows": rows,
+    }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "mixed_dtype_ops.json").write_text(json.dumps(record, indent=2) + "\n")
-    md = ["# Mixed-dtype elementwise ops on this CPU", "", f"Command: `{record['command']}`; "
-          f"{x.numel():,} elements, {args.threads} threads, median of {args.repeats}.", "",
-          "| op | ms |", "|---|---|", *[f"| {r['op']} | {r['median_ms']:.2f} |" for r in rows]]
+    md = [
+        "# Mixed-dtype elementwise ops on this CPU",
+        "",
+        f"Command: `{record['command']}`; "
+        f"{x.numel():,} elements, {args.threads} threads, median of {args.repeats}.",
+        "",
+        "| op | ms |",
+        "|---|---|",
+        *[f"| {r['op']} | {r['median_ms']:.2f} |" for r in rows],
+    ]
     (OUT / "mixed_dtype_ops.md").write_text("\n".join(md) + "\n")
     return 0
 

@@ -11,6 +11,7 @@ whose folder has ``train_results.json`` is done. Run it in the background, one a
 ``--only ARM ...`` restricts to some arms (a forked arm also trains what it forks from, up to
 the fork epoch). Arms run in the order the study file lists them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edlnet.records import read_jsonl, write_json, write_yaml  # noqa: E402
-from edlnet.train.config import load_config  # noqa: E402
-from edlnet.train.loop import Trainer  # noqa: E402
-from edlnet.train.resume import resumable  # noqa: E402
+from edlnet.records import read_jsonl, write_json, write_yaml
+from edlnet.train.config import load_config
+from edlnet.train.loop import Trainer
+from edlnet.train.resume import resumable
 
 
 def load_study(scale: str) -> dict[str, Any]:
     """The study of ``configs/reproduce/<scale>.yaml`` (or of a YAML path)."""
-    path = Path(scale) if scale.endswith((".yaml", ".yml")) else ROOT / "configs" / "reproduce" / f"{scale}.yaml"
+    path = (
+        Path(scale) if scale.endswith((".yaml", ".yml")) else ROOT / "configs" / "reproduce" / f"{scale}.yaml"
+    )
     if not path.is_file():
         choices = sorted(p.stem for p in (ROOT / "configs" / "reproduce").glob("*.yaml"))
-        raise SystemExit(f"no study for scale {scale!r}: {path.relative_to(ROOT)} does not exist "
-                         f"(scales: {', '.join(choices)})")
+        raise SystemExit(
+            f"no study for scale {scale!r}: {path.relative_to(ROOT)} does not exist "
+            f"(scales: {', '.join(choices)})"
+        )
     study = yaml.safe_load(path.read_text())
     path = path.resolve()
     study["path"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -61,7 +66,7 @@ def arm_config(study: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
             else:
                 cfg[key] = value
     if cfg.get("dl") is None:
-        cfg.pop("dl_options", None)   # a plain ResNet has no dictionary layers to configure
+        cfg.pop("dl_options", None)  # a plain ResNet has no dictionary layers to configure
     cfg["name"] = arm["name"]
     return cfg
 
@@ -108,7 +113,9 @@ class Study:
 
     def config(self, name: str):
         cfg = arm_config(self.study, self.arms[name])
-        cfg["out_dir"] = str(self.runs.relative_to(ROOT)) if self.runs.is_relative_to(ROOT) else str(self.runs)
+        cfg["out_dir"] = (
+            str(self.runs.relative_to(ROOT)) if self.runs.is_relative_to(ROOT) else str(self.runs)
+        )
         if self.data_root:
             cfg["data_root"] = self.data_root
         return _validated(cfg, f"{self.study['path']}: arm {name}")
@@ -135,8 +142,10 @@ class Study:
             resume = run_dir if resumable(run_dir) else None
             if resume is None and run_dir.exists():
                 shutil.rmtree(run_dir)  # started but no epoch finished: start again
-            print(f"[{time.strftime('%H:%M:%S')}] {name}: epoch {epochs_done(run_dir) + 1}/{cfg.epochs}",
-                  flush=True)
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {name}: epoch {epochs_done(run_dir) + 1}/{cfg.epochs}",
+                flush=True,
+            )
             Trainer(cfg, run_dir=run_dir, progress=False).fit(resume, stop_after=1)
         return True
 
@@ -146,8 +155,10 @@ class Study:
         parent, epoch = spec["from"], int(spec["epoch"])
         parent_dir = self.runs / parent
         if epochs_done(parent_dir) > epoch or (is_finished(parent_dir) and epochs_done(parent_dir) != epoch):
-            raise SystemExit(f"{name} forks from {parent} at epoch {epoch}, but {parent_dir} is already past "
-                             f"it ({epochs_done(parent_dir)} epochs); delete {name}'s parent or re-run it")
+            raise SystemExit(
+                f"{name} forks from {parent} at epoch {epoch}, but {parent_dir} is already past "
+                f"it ({epochs_done(parent_dir)} epochs); delete {name}'s parent or re-run it"
+            )
         if not self.train_epochs(parent, epoch):
             return False
         run_dir = self.runs / name
@@ -155,10 +166,16 @@ class Study:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(parent_dir, tmp)
         write_yaml(tmp / "config.yaml", self.config(name).to_dict())
-        write_json(tmp / "fork.json", {"from": parent, "epoch": epoch,
-                                       "note": f"epochs 1-{epoch} are {parent}'s, bitwise: same seed, data "
-                                               "order, weights and optimizer state; the configs differ only "
-                                               "after the fork"})
+        write_json(
+            tmp / "fork.json",
+            {
+                "from": parent,
+                "epoch": epoch,
+                "note": f"epochs 1-{epoch} are {parent}'s, bitwise: same seed, data "
+                "order, weights and optimizer state; the configs differ only "
+                "after the fork",
+            },
+        )
         tmp.rename(run_dir)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: forked from {parent} after epoch {epoch}", flush=True)
         return True
@@ -219,8 +236,11 @@ class Study:
             if epochs_done(self.runs / surrogate_name) and not is_finished(self.runs / surrogate_name):
                 self.train_epochs(surrogate_name, 0)  # all epochs ran: write its summary
             if not is_finished(self.runs / surrogate_name):
-                print(f"[{time.strftime('%H:%M:%S')}] {name}: surrogate {surrogate_name} not trained yet, "
-                      "evaluation waits", flush=True)
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] {name}: surrogate {surrogate_name} not trained yet, "
+                    "evaluation waits",
+                    flush=True,
+                )
                 return True
             surrogate = ckpt.load(self.runs / surrogate_name / "checkpoints" / "last")
         if self.out_of_time():
@@ -228,15 +248,31 @@ class Study:
         n = int(n_examples or spec["n_examples"])
         x, y, _ = first_test_images("cifar10-sample", n)
         model = ckpt.load(run_dir / "checkpoints" / "last")
-        print(f"[{time.strftime('%H:%M:%S')}] {name}: evaluating with {Path(str(suite_path)).name} on {n} images "
-              f"(transfer from {surrogate_name})", flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name}: evaluating with {Path(str(suite_path)).name} on {n} images "
+            f"(transfer from {surrogate_name})",
+            flush=True,
+        )
         torch.set_num_threads(int(self.study["base"].get("threads") or torch.get_num_threads()))
         try:
-            evaluate(model, x, y, suite=suite_path, surrogate=surrogate, out_dir=out,
-                     log=lambda line: print(line, flush=True), deadline=self.deadline,
-                     info={"dataset": x_label(n), "images": f"first {n} test images (pixel-exact)",
-                           "checkpoint": str((run_dir / "checkpoints" / "last").relative_to(ROOT)),
-                           "surrogate_arm": surrogate_name, "arm": name, "study": self.study["path"]})
+            evaluate(
+                model,
+                x,
+                y,
+                suite=suite_path,
+                surrogate=surrogate,
+                out_dir=out,
+                log=lambda line: print(line, flush=True),
+                deadline=self.deadline,
+                info={
+                    "dataset": x_label(n),
+                    "images": f"first {n} test images (pixel-exact)",
+                    "checkpoint": str((run_dir / "checkpoints" / "last").relative_to(ROOT)),
+                    "surrogate_arm": surrogate_name,
+                    "arm": name,
+                    "study": self.study["path"],
+                },
+            )
         except EvaluationPaused as e:
             print(f"[{time.strftime('%H:%M:%S')}] {name}: {e}", flush=True)
             return False
@@ -256,12 +292,24 @@ class Study:
             return False
         seed = self.arms[name].get("seed", 0)
         group = self.arms[name]["group"]
-        compare = [str(self.runs / f"{group}-{d}-s{seed}") for d in ("plain", "vanilla")
-                   if is_finished(self.runs / f"{group}-{d}-s{seed}")]
-        print(f"[{time.strftime('%H:%M:%S')}] {name}: analyses (compare {', '.join(Path(c).name for c in compare)})",
-              flush=True)
-        ctx = build_context(str(run_dir), compare, settings=Settings(n_images=64, n_steps=CONVERGENCE_STEPS), which="last",
-                            out_dir=str(out), dataset="cifar10-sample", device="cpu")
+        compare = [
+            str(self.runs / f"{group}-{d}-s{seed}")
+            for d in ("plain", "vanilla")
+            if is_finished(self.runs / f"{group}-{d}-s{seed}")
+        ]
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {name}: analyses (compare {', '.join(Path(c).name for c in compare)})",
+            flush=True,
+        )
+        ctx = build_context(
+            str(run_dir),
+            compare,
+            settings=Settings(n_images=64, n_steps=CONVERGENCE_STEPS),
+            which="last",
+            out_dir=str(out),
+            dataset="cifar10-sample",
+            device="cpu",
+        )
         analyze(ctx, ["convergence", "noise-recovery", "betas"])
         return True
 
@@ -277,7 +325,7 @@ class Study:
 
     def train(self, only: list[str] | None) -> bool:
         for name in self.order(only):
-            if not self.train_epochs(name, 10 ** 9):
+            if not self.train_epochs(name, 10**9):
                 print(f"[{time.strftime('%H:%M:%S')}] time budget reached; run again to resume", flush=True)
                 return False
         return True
@@ -286,15 +334,28 @@ class Study:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", default="cpu", help="configs/reproduce/<scale>.yaml (cpu, paper)")
-    p.add_argument("--stage", default="train", choices=["train", "eval", "report"],
-                   help="train the arms, evaluate the trained ones, or rebuild docs/reproduction.md")
-    p.add_argument("--n-examples", type=int, default=None,
-                   help="evaluate on the first N test images (default: the study's)")
+    p.add_argument(
+        "--stage",
+        default="train",
+        choices=["train", "eval", "report"],
+        help="train the arms, evaluate the trained ones, or rebuild docs/reproduction.md",
+    )
+    p.add_argument(
+        "--n-examples",
+        type=int,
+        default=None,
+        help="evaluate on the first N test images (default: the study's)",
+    )
     p.add_argument("--only", nargs="*", help="arms to run (default: all, in the study's order)")
-    p.add_argument("--data-root", default=None,
-                   help="folder holding the dataset (default: $EDLNET_DATA, else ./data)")
-    p.add_argument("--max-minutes", type=float, default=55.0,
-                   help="stop starting new epochs after this long (resume by running again)")
+    p.add_argument(
+        "--data-root", default=None, help="folder holding the dataset (default: $EDLNET_DATA, else ./data)"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=55.0,
+        help="stop starting new epochs after this long (resume by running again)",
+    )
     args = p.parse_args(argv)
     study = Study(args.scale, args.data_root, time.time() + 60 * args.max_minutes)
     if args.stage == "train":
@@ -303,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         done = study.evaluate_all(args.only, args.n_examples)
     else:
         from reproduce_report import write_report
+
         path = write_report(study)
         print(f"wrote {path.relative_to(ROOT)}")
         done = True

@@ -6,6 +6,7 @@ Writes benchmarks/results/stability.json and .md. Command:
 
     python benchmarks/stability.py [--steps 150] [--width 16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 import edlnet
-from edlnet.layers.rista import rista
 
 OUT = Path(__file__).parent / "results"
 SUBSET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-exact-subset.npz"
@@ -38,8 +38,12 @@ def grad_norms(model, x, y) -> dict:
     loss = F.cross_entropy(model(x), y)
     loss.backward()
     pg = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None))
-    return {"loss": float(loss), "input_grad_norm": float(x.grad.detach().norm()), "param_grad_norm": pg,
-            "finite": bool(math.isfinite(pg) and torch.isfinite(x.grad).all())}
+    return {
+        "loss": float(loss),
+        "input_grad_norm": float(x.grad.detach().norm()),
+        "param_grad_norm": pg,
+        "finite": bool(math.isfinite(pg) and torch.isfinite(x.grad).all()),
+    }
 
 
 def layer_stats(model, x) -> dict:
@@ -59,8 +63,14 @@ def layer_stats(model, x) -> dict:
         Ls.append(L)
         etaL.append(eta * Lw)
         moves.append(float((zT - z0).norm() / z0.norm().clamp_min(1e-12)))
-    return {"L_max": max(Ls), "L_median": float(np.median(Ls)), "etaL_max": max(etaL),
-            "etaL_min": min(etaL), "move_median": float(np.median(moves)), "move_min": min(moves)}
+    return {
+        "L_max": max(Ls),
+        "L_median": float(np.median(Ls)),
+        "etaL_max": max(etaL),
+        "etaL_min": min(etaL),
+        "move_median": float(np.median(moves)),
+        "move_min": min(moves),
+    }
 
 
 INIT_CONFIGS = [
@@ -84,8 +94,9 @@ def init_table(width: int, x, y) -> list[dict]:
         for beta in (0.0, 0.5):
             for n_steps in (2, 5):
                 torch.manual_seed(0)
-                model = edlnet.create_model("resnet18", width=width, dl="elastic", beta=beta,
-                                            n_steps=n_steps, **opts)
+                model = edlnet.create_model(
+                    "resnet18", width=width, dl="elastic", beta=beta, n_steps=n_steps, **opts
+                )
                 model.train()
                 r = grad_norms(model, x, y)
                 rows.append({"config": label, "beta": beta, "n_steps": n_steps, **r})
@@ -112,8 +123,15 @@ def train_run(label: str, opts: dict, width: int, steps: int, x, y, batch: int =
             model.eval()
             s = layer_stats(model, probe)
             betas = list(edlnet.betas(model).values())
-            rec = {"config": label, "step": step, **r, **s, "beta_min": min(betas),
-                   "beta_max": max(betas), "seconds": round(time.time() - t0, 1)}
+            rec = {
+                "config": label,
+                "step": step,
+                **r,
+                **s,
+                "beta_min": min(betas),
+                "beta_max": max(betas),
+                "seconds": round(time.time() - t0, 1),
+            }
             log.append(rec)
             print(json.dumps(rec), flush=True)
         if not r["finite"]:
@@ -142,25 +160,45 @@ def main() -> int:
     for label, opts in TRAIN_CONFIGS:
         runs += train_run(label, opts, args.width, args.steps, x, y)
     OUT.mkdir(exist_ok=True)
-    result = {"command": "python " + " ".join(sys.argv), "width": args.width, "torch": torch.__version__,
-              "init": init, "training": runs}
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "width": args.width,
+        "torch": torch.__version__,
+        "init": init,
+        "training": runs,
+    }
     (OUT / "stability.json").write_text(json.dumps(result, indent=1))
-    lines = ["# EDLNet-18 stability (elastic mode)", "", f"`{result['command']}`", "",
-             "## Gradient norms at initialization (batch 32, train mode)", "",
-             "| config | β | n_steps | loss | ‖∇x‖ | ‖∇θ‖ | finite |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# EDLNet-18 stability (elastic mode)",
+        "",
+        f"`{result['command']}`",
+        "",
+        "## Gradient norms at initialization (batch 32, train mode)",
+        "",
+        "| config | β | n_steps | loss | ‖∇x‖ | ‖∇θ‖ | finite |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in init:
-        lines.append(f"| {r['config']} | {r['beta']} | {r['n_steps']} | {r['loss']:.3f} | "
-                     f"{r['input_grad_norm']:.3g} | {r['param_grad_norm']:.3g} | {r['finite']} |")
-    lines += ["", "## Short training (SGD lr 0.05, batch 64, CIFAR-10 exact subset)", "",
-              "| config | step | loss | ‖∇θ‖ | L max | η·L max | median ‖z_T−z₀‖/‖z₀‖ | β range |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['config']} | {r['beta']} | {r['n_steps']} | {r['loss']:.3f} | "
+            f"{r['input_grad_norm']:.3g} | {r['param_grad_norm']:.3g} | {r['finite']} |"
+        )
+    lines += [
+        "",
+        "## Short training (SGD lr 0.05, batch 64, CIFAR-10 exact subset)",
+        "",
+        "| config | step | loss | ‖∇θ‖ | L max | η·L max | median ‖z_T−z₀‖/‖z₀‖ | β range |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         if "stopped" in r:
             lines.append(f"| {r['config']} | {r['step']} | stopped: {r['stopped']} | | | | | |")
             continue
-        lines.append(f"| {r['config']} | {r['step']} | {r['loss']:.3f} | {r['param_grad_norm']:.3g} | "
-                     f"{r['L_max']:.3g} | {r['etaL_max']:.3g} | {r['move_median']:.3f} | "
-                     f"{r['beta_min']:.2f}–{r['beta_max']:.2f} |")
+        lines.append(
+            f"| {r['config']} | {r['step']} | {r['loss']:.3f} | {r['param_grad_norm']:.3g} | "
+            f"{r['L_max']:.3g} | {r['etaL_max']:.3g} | {r['move_median']:.3f} | "
+            f"{r['beta_min']:.2f}–{r['beta_max']:.2f} |"
+        )
     (OUT / "stability.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -9,15 +9,32 @@ Quick tour::
     record = edlnet.evaluate(model, x, y, suite="quick")               # attacks + masking checks
     record = edlnet.benchmark(model)                                   # RobustBench protocol
 """
+
 from .checkpoint import CheckpointError, load, save
 from .layers import DictConv2d, betas, dict_layers, rista, set_mode, w_grad_policy
 from .models import capture_layers, convert, create_model, list_models, register_model
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DictConv2d", "benchmark", "betas", "capture_layers", "convert",
-           "create_model", "dict_layers", "evaluate", "list_models", "load", "register_model",
-           "rista", "save", "set_mode", "w_grad_policy", "__version__"]
+__all__ = [
+    "CheckpointError",
+    "DictConv2d",
+    "__version__",
+    "benchmark",
+    "betas",
+    "capture_layers",
+    "convert",
+    "create_model",
+    "dict_layers",
+    "evaluate",
+    "list_models",
+    "load",
+    "register_model",
+    "rista",
+    "save",
+    "set_mode",
+    "w_grad_policy",
+]
 
 
 def __getattr__(name: str):

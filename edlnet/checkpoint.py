@@ -5,6 +5,7 @@
 layer's configuration (modes may have changed after creation, e.g. by two-stage training) and
 loads the weights with strict key matching. Writes are atomic (temporary file, then rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or does not fit the model it describes."""
 
 
-def atomic_write(path: Path, write) -> None:  # noqa: ANN001 - callable(file path)
+def atomic_write(path: Path, write) -> None:
     """Write through ``write(tmp_path)`` then rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -46,7 +47,8 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     if spec is None:
         raise CheckpointError(
             "edlnet.save needs a model built by edlnet.create_model (it records the name and "
-            "arguments used to rebuild it); for your own model save its state_dict instead")
+            "arguments used to rebuild it); for your own model save its state_dict instead"
+        )
     return dict(spec)
 
 
@@ -63,8 +65,12 @@ def save(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None
 
     inner = getattr(getattr(model, "module", model), "_orig_mod", getattr(model, "module", model))
     path = Path(path)
-    meta = {"format": "edlnet", "format_version": FORMAT_VERSION, "model": model_spec(inner),
-            "dict_layers": {n: m.config() for n, m in dict_layers(inner)}}
+    meta = {
+        "format": "edlnet",
+        "format_version": FORMAT_VERSION,
+        "model": model_spec(inner),
+        "dict_layers": {n: m.config() for n, m in dict_layers(inner)},
+    }
     if extra:
         meta["extra"] = extra
     tensors = state_dict_for_saving(inner)
@@ -77,8 +83,10 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     meta_file = path / META if path.is_dir() else path.with_name(META)
     if not meta_file.exists():
-        raise CheckpointError(f"no checkpoint at {path}: expected {meta_file} and {meta_file.with_name(WEIGHTS)} "
-                              "written by edlnet.save")
+        raise CheckpointError(
+            f"no checkpoint at {path}: expected {meta_file} and {meta_file.with_name(WEIGHTS)} "
+            "written by edlnet.save"
+        )
     try:
         meta = json.loads(meta_file.read_text())
         meta["model"]["name"]
@@ -106,8 +114,10 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     layers = dict(dict_layers(model))
     for name, cfg in meta.get("dict_layers", {}).items():
         if name not in layers:
-            raise CheckpointError(f"checkpoint {path} configures dictionary layer {name!r}, "
-                                  "which the rebuilt model does not have")
+            raise CheckpointError(
+                f"checkpoint {path} configures dictionary layer {name!r}, "
+                "which the rebuilt model does not have"
+            )
         layers[name].configure(**cfg)
     try:
         tensors = load_file(str(weights), device=str(map_location))
@@ -124,9 +134,15 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         if unexpected:
             parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
         if wrong:
-            parts.append("shape mismatch " + ", ".join(
-                f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:5]))
-        raise CheckpointError(f"weights in {weights} do not fit model {meta['model']['name']}: " + "; ".join(parts))
+            parts.append(
+                "shape mismatch "
+                + ", ".join(
+                    f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:5]
+                )
+            )
+        raise CheckpointError(
+            f"weights in {weights} do not fit model {meta['model']['name']}: " + "; ".join(parts)
+        )
     model.load_state_dict(tensors, strict=True)
     model.to(map_location)
     model.eval()
@@ -163,5 +179,7 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
             return candidate
         problems.append(f"{candidate} is unusable ({problem})")
     detail = f" ({'; '.join(problems)})" if problems else ""
-    raise CheckpointError(f"no checkpoint at {path}: expected {path / META} or a run folder with "
-                          f"checkpoints/{which}/{META}{detail}")
+    raise CheckpointError(
+        f"no checkpoint at {path}: expected {path / META} or a run folder with "
+        f"checkpoints/{which}/{META}{detail}"
+    )

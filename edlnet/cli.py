@@ -1,18 +1,23 @@
 """Command-line interface: ``edlnet <command> ...`` (also ``python -m edlnet``)."""
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+COMMANDS: dict[
+    str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {}
 
 
 def command(name: str, help: str):
     """Register a subcommand: the decorated function adds arguments and returns the runner."""
+
     def deco(fn):
         COMMANDS[name] = (help, fn)
         return fn
+
     return deco
 
 
@@ -20,8 +25,10 @@ def command(name: str, help: str):
 def _models(p: argparse.ArgumentParser):
     def run(args) -> int:
         import edlnet
+
         print("\n".join(edlnet.list_models()))
         return 0
+
     return run
 
 
@@ -38,6 +45,7 @@ def _summary(p: argparse.ArgumentParser):
         import torch
 
         import edlnet
+
         kw = {"width": args.width} if "resnet" in args.name and not args.name.startswith("wide") else {}
         model = edlnet.create_model(args.name, dl=None if args.dl == "none" else args.dl, **kw)
         size = 64 if args.name.endswith("_tiny") else 32
@@ -55,12 +63,16 @@ def _summary(p: argparse.ArgumentParser):
         if len(layers) > 3:
             print(f"  ... and {len(layers) - 3} more")
         return 0
+
     return run
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    parser = argparse.ArgumentParser(prog="edlnet", description="Robust classifiers from dictionary-learning layers")
+
+    parser = argparse.ArgumentParser(
+        prog="edlnet", description="Robust classifiers from dictionary-learning layers"
+    )
     parser.add_argument("--version", action="version", version=f"edlnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, setup) in COMMANDS.items():
@@ -85,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load_commands() -> None:
     """Import the modules that register further commands (train, demo, eval, ...)."""
     import importlib
+
     for mod in ("edlnet.train.cli", "edlnet.evaluation.cli", "edlnet.analysis.cli"):
         try:
             importlib.import_module(mod)

@@ -2,6 +2,7 @@
 
 Every train, eval and bench run writes one folder; reports are built from these files.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,16 @@ def git_commit() -> str | None:
     """The commit of the edlnet source tree, with ``-dirty`` when it has local changes."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("-dirty" if dirty else "")) or None
@@ -47,15 +54,24 @@ def environment() -> dict[str, Any]:
     import torch
 
     from . import __version__
-    env = {"edlnet": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-           "python": platform.python_version(), "platform": platform.platform(),
-           "git_commit": git_commit(), "threads": torch.get_num_threads(), "cpu": cpu_model(),
-           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+    env = {
+        "edlnet": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     try:  # the reference AutoAttack is the PyPI package pyautoattack
         from importlib.metadata import version
+
         env["pyautoattack"] = version("pyautoattack")
-    except Exception:  # noqa: BLE001 - not installed
+    except Exception:
         pass
     return env
 

@@ -1,5 +1,6 @@
 """Run by test_distributed.py under torchrun: rank 1's loss turns NaN in the first step of epoch
 2; every rank must stop with TrainingDiverged (none left waiting in a collective)."""
+
 import os
 import sys
 
@@ -11,9 +12,21 @@ from edlnet.train.loop import Trainer
 
 torch.set_num_threads(1)
 out = sys.argv[1]
-cfg = TrainConfig(model="resnet10", model_kwargs={"width": 4}, dl="vanilla", switch_to_elastic_epoch=None,
-                  epochs=3, train_subset=160, val_size=32, test_subset=32, batch_size=32, val_attack_steps=0,
-                  out_dir=out, name="nan", seed=0)
+cfg = TrainConfig(
+    model="resnet10",
+    model_kwargs={"width": 4},
+    dl="vanilla",
+    switch_to_elastic_epoch=None,
+    epochs=3,
+    train_subset=160,
+    val_size=32,
+    test_subset=32,
+    batch_size=32,
+    val_attack_steps=0,
+    out_dir=out,
+    name="nan",
+    seed=0,
+)
 trainer = Trainer(cfg, progress=False)
 epoch_now = [0]
 train_epoch, objective = trainer.train_epoch, trainer.objective

@@ -1,5 +1,6 @@
 """Run by test_distributed.py under torchrun: train a tiny model, then check on every rank that
 the parameters are bit-identical across ranks."""
+
 import os
 import sys
 
@@ -11,9 +12,23 @@ from edlnet.train.loop import Trainer
 
 torch.set_num_threads(1)
 out = sys.argv[1]
-cfg = TrainConfig(model="resnet10", model_kwargs={"width": 4}, dl="vanilla", switch_to_elastic_epoch=1, epochs=2,
-                  train_subset=128, val_size=32, test_subset=32, batch_size=32, val_attack_steps=1, attack_steps=1,
-                  objective="pgd_at", out_dir=out, name="dist", seed=0)
+cfg = TrainConfig(
+    model="resnet10",
+    model_kwargs={"width": 4},
+    dl="vanilla",
+    switch_to_elastic_epoch=1,
+    epochs=2,
+    train_subset=128,
+    val_size=32,
+    test_subset=32,
+    batch_size=32,
+    val_attack_steps=1,
+    attack_steps=1,
+    objective="pgd_at",
+    out_dir=out,
+    name="dist",
+    seed=0,
+)
 trainer = Trainer(cfg, progress=False)
 trainer.fit()
 flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])

@@ -1,4 +1,5 @@
 """Small helpers shared by tests: dense matrices of operators, tiny model arguments."""
+
 from __future__ import annotations
 
 import torch
@@ -26,6 +27,7 @@ def tiny_kwargs(name: str) -> dict:
 def builds_own_dictionaries(name: str) -> bool:
     """Pursuit models build their own layers: they take no ``dl`` argument."""
     from edlnet.models.registry import _REGISTRY
+
     return getattr(_REGISTRY[name], "builds_own_dictionaries", False)
 
 

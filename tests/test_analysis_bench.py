@@ -1,5 +1,6 @@
 """``edlnet bench`` on tiny settings: the rows asked for, sane numbers, the paper's Table 7
 beside ours, JSON + Markdown, and --layers option checking."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,10 @@ def test_bench_rows_and_paper_numbers(tmp_path):
 
 def test_cpu_peak_memory_sees_a_known_allocation():
     def step():
-        a = torch.empty(2**20, dtype=torch.float32)   # 4 MiB
+        a = torch.empty(2**20, dtype=torch.float32)  # 4 MiB
         a.fill_(1.0)
         del a
+
     mb, method = peak_step_memory(step, torch.device("cpu"))
     assert "profiler" in method
     assert 4.0 <= mb < 4.5
@@ -49,8 +51,27 @@ def test_cpu_peak_memory_sees_a_known_allocation():
 
 def test_bench_cli_and_layers_hook(tmp_path, capsys):
     out = tmp_path / "b"
-    code = main(["bench", "--width", "4", "--batch", "2", "--repeats", "1", "--warmup", "0",
-                 "--layers-list", "0,2", "--modes", "elastic", "--threads", "1", "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "--width",
+            "4",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--layers-list",
+            "0,2",
+            "--modes",
+            "elastic",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = json.loads((out / "bench.json").read_text())["rows"]
     assert [(r["layers"], r["mode"]) for r in rows] == [(0, "resnet"), (2, "elastic")]
@@ -58,7 +79,26 @@ def test_bench_cli_and_layers_hook(tmp_path, capsys):
     # are checked before anything is timed
     assert main(["bench", "--layers", "--layer-sections", "layers,everything"]) == 2
     assert "sections" in capsys.readouterr().err
-    assert main(["bench", "--precision", "fp32", "--layers-list", "0,30", "--width", "4",
-                 "--batch", "1", "--repeats", "1", "--warmup", "0",
-                 "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "--precision",
+                "fp32",
+                "--layers-list",
+                "0,30",
+                "--width",
+                "4",
+                "--batch",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "lower --layers-list" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Theorem 4.2 on real layer inputs: closed forms vs finite differences and exact derivatives
 (jvp), and the multi-step sensitivity through the real layer."""
+
 from __future__ import annotations
 
 import copy
@@ -45,7 +46,7 @@ def test_closed_forms_are_the_derivatives(layer_inputs):
     forms = inf.closed_forms(layer, u, d, beta)
     ops = inf.operators(layer, u, beta)
     for mode in inf.MODES:
-        _, exact = jvp(ops[mode], (u,), (d,))       # the true directional derivative
+        _, exact = jvp(ops[mode], (u,), (d,))  # the true directional derivative
         assert torch.allclose(forms[mode], exact, rtol=1e-9, atol=1e-12), mode
         fd = inf.central_difference(ops[mode], u, d, 1e-4)
         assert (fd - exact).norm() / exact.norm() < 1e-5
@@ -53,7 +54,7 @@ def test_closed_forms_are_the_derivatives(layer_inputs):
     e = residual_operator(layer, u, u)
     w = 0.5 / (e.abs() + layer.eps)
     ed = residual_operator(layer, u, d)
-    assert torch.allclose(forms["robust"], 2 * layer.eps * w ** 2 * ed)
+    assert torch.allclose(forms["robust"], 2 * layer.eps * w**2 * ed)
     assert torch.allclose(forms["elastic"], beta * ed + (1 - beta) * forms["robust"])
     assert (forms["robust"] * ed >= 0).all()
 
@@ -81,12 +82,10 @@ def test_influence_tables_and_real_layer_sensitivity(layer_inputs):
     lay.configure(mode="robust", n_steps=1, **reference)
     _, dz = jvp(lay.solve, (u.double(),), (d,))
     exact = (dz.flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)).mean()
-    got = [r for r in multi if r["layer"] == row["layer"] and r["mode"] == "robust"
-           and r["n_steps"] == 1][0]
+    got = [r for r in multi if r["layer"] == row["layer"] and r["mode"] == "robust" and r["n_steps"] == 1][0]
     assert got["sensitivity"] == pytest.approx(float(exact), rel=1e-4)
     # n_steps = 0 is the convolution: the same for every mode.
-    zero = {r["mode"]: r["sensitivity"] for r in multi
-            if r["layer"] == row["layer"] and r["n_steps"] == 0}
+    zero = {r["mode"]: r["sensitivity"] for r in multi if r["layer"] == row["layer"] and r["n_steps"] == 0}
     assert zero["vanilla"] == pytest.approx(zero["elastic"]) == pytest.approx(zero["robust"])
     # The analysed layer itself is untouched.
     assert layer.mode == "elastic" and layer.n_steps == 2 and layer.weight.dtype == torch.float32

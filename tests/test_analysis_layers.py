@@ -1,6 +1,7 @@
 """Analyses that look inside dictionary layers, checked against direct computations:
 convergence (Fig. 6), embedding difference (Fig. 5/4), perturbations (Fig. 7), noise recovery
 (Table 12) and the test-time λ sweep."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,16 @@ import pytest
 import torch
 
 import edlnet
-from edlnet.analysis import AnalysisContext, ModelSource, Settings
-from edlnet.analysis import convergence, embeddings, lambda_sweep, noise_recovery, perturbations
+from edlnet.analysis import (
+    AnalysisContext,
+    ModelSource,
+    Settings,
+    convergence,
+    embeddings,
+    lambda_sweep,
+    noise_recovery,
+    perturbations,
+)
 from edlnet.analysis.runner import write_result
 from edlnet.analysis.tables import read_table
 from edlnet.data import load_dataset
@@ -32,12 +41,19 @@ def ctx(tmp_path_factory) -> AnalysisContext:
     torch.set_num_threads(1)
     data = load_dataset("cifar10-sample")
     x, y = data.x_test[:4].float() / 255, data.y_test[:4]
-    sources = [ModelSource(f"{m} model", _model(m, i), Path("none"), None, {})
-               for i, m in enumerate(("elastic", "vanilla"))]
-    return AnalysisContext(sources[0], sources[1:], x, y, data.class_names,
-                           Settings(n_images=4, attack_steps=2, lams=(0.0, 0.3),
-                                    noises=("clean", "gaussian:0.1")),
-                           tmp_path_factory.mktemp("analysis"))
+    sources = [
+        ModelSource(f"{m} model", _model(m, i), Path("none"), None, {})
+        for i, m in enumerate(("elastic", "vanilla"))
+    ]
+    return AnalysisContext(
+        sources[0],
+        sources[1:],
+        x,
+        y,
+        data.class_names,
+        Settings(n_images=4, attack_steps=2, lams=(0.0, 0.3), noises=("clean", "gaussian:0.1")),
+        tmp_path_factory.mktemp("analysis"),
+    )
 
 
 def _written(ctx: AnalysisContext, result) -> Path:
@@ -67,11 +83,23 @@ def test_convergence_terms_match_rista(ctx):
     beta = float(torch.sigmoid(layer.beta_logit.detach()))
     eta = 1.0 / (beta + (1 - beta) / (2 * layer.eps))
     with torch.no_grad():
-        _, terms = rista(u, layer.weight / layer.dict_norm, n_steps=layer.n_steps, beta=beta,
-                         lam=layer.lam, step=eta, eps=layer.eps, stride=layer.stride,
-                         padding=layer.padding, return_terms=True)
-    rows = [r for r in table.rows if r["model"] == ctx.target.label and r["layer"] == "stem.0"
-            and r["input"] == "clean"]
+        _, terms = rista(
+            u,
+            layer.weight / layer.dict_norm,
+            n_steps=layer.n_steps,
+            beta=beta,
+            lam=layer.lam,
+            step=eta,
+            eps=layer.eps,
+            stride=layer.stride,
+            padding=layer.padding,
+            return_terms=True,
+        )
+    rows = [
+        r
+        for r in table.rows
+        if r["model"] == ctx.target.label and r["layer"] == "stem.0" and r["input"] == "clean"
+    ]
     assert [r["step"] for r in rows] == list(range(layer.n_steps + 1))
     for r in rows:
         for key in ("total", "residual_l2_sq", "residual_l1", "code_l1"):
@@ -126,7 +154,7 @@ def test_perturbation_statistics():
     assert stats["at_budget"] == pytest.approx(1 / 96)
     values = delta.flatten()
     c = values - values.mean()
-    kurtosis = float((c ** 4).mean() / (c ** 2).mean() ** 2 - 3)
+    kurtosis = float((c**4).mean() / (c**2).mean() ** 2 - 3)
     assert stats["excess_kurtosis"] == pytest.approx(kurtosis, rel=1e-5)
 
 
@@ -154,8 +182,9 @@ def test_noise_recovery_matches_direct_reconstruction(ctx):
     def recon(v):  # Â*(ẑ) with ẑ = output / ‖A‖₂, written out by hand
         with torch.no_grad():
             z_hat = layer(v) / layer.dict_norm
-            return dict_adjoint(z_hat, layer.weight / layer.dict_norm, v.shape[-2:],
-                                layer.stride, layer.padding)
+            return dict_adjoint(
+                z_hat, layer.weight / layer.dict_norm, v.shape[-2:], layer.stride, layer.padding
+            )
 
     std = model.normalize.std
     eps_hat = std * (recon(u_adv) - recon(u))
@@ -171,7 +200,7 @@ def test_lambda_sweep_matches_direct_accuracy_and_restores(ctx):
     result = lambda_sweep.run(ctx)
     _written(ctx, result)
     rows = [r for r in result.tables[0].rows if r["model"] == ctx.target.label]
-    assert [r["lam"] for r in rows] == [0.0, 0.1, 0.3]   # the trained λ = 0.1 is added
+    assert [r["lam"] for r in rows] == [0.0, 0.1, 0.3]  # the trained λ = 0.1 is added
     assert [r["trained"] for r in rows] == [False, True, False]
     model = ctx.target.model
     layers = [m for _, m in edlnet.dict_layers(model)]

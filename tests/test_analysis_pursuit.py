@@ -1,5 +1,6 @@
 """Deep pursuit: reconstruction error per iteration, frame potential and mutual coherence
 against a direct computation from the global dictionary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,13 +27,13 @@ def test_frame_metrics_against_direct_gram():
     torch.set_num_threads(1)
     model = _pursuit("deep_pursuit_residual")
     errors, frame = pm.pursuit_metrics(model, torch.rand(3, 3, 32, 32), probe_size=6)
-    assert errors.shape == (3, 7)   # (iterations + 1, layers): stem + 3 stages × 2 layers
+    assert errors.shape == (3, 7)  # (iterations + 1, layers): stem + 3 stages × 2 layers
     B = model.global_dictionary((6, 6)).detach().double()
     cols = B / B.norm(dim=0, keepdim=True)
     G = cols.T @ cols
     n, m = G.shape[0], B.shape[0]
     assert frame["atoms"] == n and frame["signal_dim"] == m
-    assert frame["frame_potential"] == pytest.approx(float((G ** 2).sum()), rel=1e-4)
+    assert frame["frame_potential"] == pytest.approx(float((G**2).sum()), rel=1e-4)
     off = G - torch.eye(n, dtype=G.dtype)
     assert frame["mutual_coherence"] == pytest.approx(float(off.abs().max()), rel=1e-4)
     assert frame["frame_potential"] >= frame["frame_potential_bound"] * (1 - 1e-6)
@@ -42,11 +43,17 @@ def test_frame_metrics_against_direct_gram():
 def test_pursuit_analysis_writes_tables_and_figure(tmp_path):
     torch.set_num_threads(1)
     models = [_pursuit(n) for n in ("layered_basis_pursuit", "deep_pursuit_residual")]
-    sources = [ModelSource(n, m, Path("none"), None, {})
-               for n, m in zip(("L-BP", "DP-res"), models)]
+    sources = [ModelSource(n, m, Path("none"), None, {}) for n, m in zip(("L-BP", "DP-res"), models)]
     x = torch.rand(3, 3, 32, 32)
-    ctx = AnalysisContext(sources[0], sources[1:], x, torch.zeros(3, dtype=torch.long),
-                          tuple(map(str, range(10))), Settings(probe_size=6), tmp_path)
+    ctx = AnalysisContext(
+        sources[0],
+        sources[1:],
+        x,
+        torch.zeros(3, dtype=torch.long),
+        tuple(map(str, range(10))),
+        Settings(probe_size=6),
+        tmp_path,
+    )
     result = pm.run(ctx)
     entry = write_result(result, tmp_path / "pursuit")
     assert (tmp_path / "pursuit" / "pursuit.png").stat().st_size > 1000

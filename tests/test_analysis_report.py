@@ -1,6 +1,7 @@
 """A tiny two-stage run folder through ``edlnet analyze`` and ``edlnet report``: the run-file
 analyses (curves, β) against metrics.jsonl and the checkpoint, and a report that has every
 section and embeds every image."""
+
 from __future__ import annotations
 
 import json
@@ -22,27 +23,67 @@ from edlnet.train import TrainConfig, train
 def run_dir(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("runs")
-    return train(TrainConfig(model="resnet10", model_kwargs={"width": 4}, dl="vanilla",
-                             switch_to_elastic_epoch=1, epochs=2, train_subset=128, val_size=32,
-                             test_subset=32, batch_size=32, val_attack_steps=1, out_dir=str(out)),
-                 progress=False)
+    return train(
+        TrainConfig(
+            model="resnet10",
+            model_kwargs={"width": 4},
+            dl="vanilla",
+            switch_to_elastic_epoch=1,
+            epochs=2,
+            train_subset=128,
+            val_size=32,
+            test_subset=32,
+            batch_size=32,
+            val_attack_steps=1,
+            out_dir=str(out),
+        ),
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def analysed(run_dir) -> Path:
-    code = main(["analyze", str(run_dir), "--which", "last", "--what", "all", "--n-images", "3",
-                 "--attack-steps", "1", "--max-steps", "1", "--lams", "0,0.2",
-                 "--noises", "clean", "gaussian:0.1", "--threads", "1",
-                 "--compare", str(run_dir / "checkpoints" / "best")])
+    code = main(
+        [
+            "analyze",
+            str(run_dir),
+            "--which",
+            "last",
+            "--what",
+            "all",
+            "--n-images",
+            "3",
+            "--attack-steps",
+            "1",
+            "--max-steps",
+            "1",
+            "--lams",
+            "0,0.2",
+            "--noises",
+            "clean",
+            "gaussian:0.1",
+            "--threads",
+            "1",
+            "--compare",
+            str(run_dir / "checkpoints" / "best"),
+        ]
+    )
     assert code == 0
     return run_dir / "analysis"
 
 
 def test_analyze_all_writes_every_applicable_analysis(analysed):
     index = json.loads((analysed / "index.json").read_text())
-    assert set(index["analyses"]) == {"convergence", "embeddings", "perturbations",
-                                      "noise-recovery", "betas", "lambda-sweep", "curves",
-                                      "influence"}
+    assert set(index["analyses"]) == {
+        "convergence",
+        "embeddings",
+        "perturbations",
+        "noise-recovery",
+        "betas",
+        "lambda-sweep",
+        "curves",
+        "influence",
+    }
     assert index["skipped"] == ["pursuit"]
     for entry in index["analyses"].values():
         folder = analysed / entry["folder"]
@@ -69,23 +110,59 @@ def test_curves_and_betas_come_from_the_files(run_dir, analysed):
 
 
 def test_report_has_every_section_and_embeds_images(run_dir, analysed, tmp_path):
-    write_json(run_dir / "eval" / "quick" / "results.json", {
-        "clean": 0.25, "worst_case": 0.0, "attacks": {"pgd-exact": 0.0, "pgd-detached": 0.125},
-        "checks": [{"name": "finite gradients", "passed": True, "detail": "0 of 8 non-finite"},
-                   {"name": "eps sweep to zero", "passed": False, "detail": "0.1 at 1.0"},
-                   # Current records carry a status: a skipped check is not a passed one.
-                   {"name": "transfer", "status": "skipped", "passed": None,
-                    "detail": "not run: no surrogate"}]})
+    write_json(
+        run_dir / "eval" / "quick" / "results.json",
+        {
+            "clean": 0.25,
+            "worst_case": 0.0,
+            "attacks": {"pgd-exact": 0.0, "pgd-detached": 0.125},
+            "checks": [
+                {"name": "finite gradients", "passed": True, "detail": "0 of 8 non-finite"},
+                {"name": "eps sweep to zero", "passed": False, "detail": "0.1 at 1.0"},
+                # Current records carry a status: a skipped check is not a passed one.
+                {"name": "transfer", "status": "skipped", "passed": None, "detail": "not run: no surrogate"},
+            ],
+        },
+    )
     bench_dir = tmp_path / "bench"
-    assert main(["bench", "--width", "4", "--batch", "1", "--repeats", "1", "--warmup", "0",
-                 "--layers-list", "0,2", "--threads", "1", "--out", str(bench_dir)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--width",
+                "4",
+                "--batch",
+                "1",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--layers-list",
+                "0,2",
+                "--threads",
+                "1",
+                "--out",
+                str(bench_dir),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "rep" / "report.md"
     assert main(["report", str(run_dir), str(bench_dir), "--out", str(out)]) == 0
     md = out.read_text()
-    for section in ("# EDLNet report", "### Configuration", "### Training curves",
-                    "### β per layer", "### Evaluation", "#### Suite quick", "### Analyses",
-                    "#### convergence", "#### influence", "## Timing (Table 7)",
-                    "Forward time (ms) next to the paper's Table 7"):
+    for section in (
+        "# EDLNet report",
+        "### Configuration",
+        "### Training curves",
+        "### β per layer",
+        "### Evaluation",
+        "#### Suite quick",
+        "### Analyses",
+        "#### convergence",
+        "#### influence",
+        "## Timing (Table 7)",
+        "Forward time (ms) next to the paper's Table 7",
+    ):
         assert section in md, section
     assert "1 FAILED" in md and "| pgd-detached | 0.125 |" in md
     assert "| eps sweep to zero | FAILED | 0.1 at 1.0 |" in md
@@ -112,14 +189,28 @@ def test_user_errors_name_the_fix(tmp_path, capsys):
 def test_cli_names_match_the_registry():
     from edlnet.analysis.context import ANALYSIS_NAMES
     from edlnet.analysis.runner import ANALYSES
+
     assert tuple(ANALYSES) == ANALYSIS_NAMES
 
 
 def test_unknown_analysis_and_inapplicable_one(run_dir, capsys):
     assert main(["analyze", str(run_dir), "--what", "frobnicate", "--n-images", "1"]) == 2
     assert "choose from" in capsys.readouterr().err
-    assert main(["analyze", str(run_dir), "--what", "pursuit", "--n-images", "1",
-                 "--out", str(run_dir / "tmp-analysis")]) == 2
+    assert (
+        main(
+            [
+                "analyze",
+                str(run_dir),
+                "--what",
+                "pursuit",
+                "--n-images",
+                "1",
+                "--out",
+                str(run_dir / "tmp-analysis"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "needs a pursuit network" in err and "analyze: pursuit ..." not in err
     assert not (run_dir / "tmp-analysis").exists()

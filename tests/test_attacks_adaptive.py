@@ -1,4 +1,5 @@
 """Worst case over w_grad policies, and transfer from a surrogate."""
+
 from __future__ import annotations
 
 import json

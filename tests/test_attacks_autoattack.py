@@ -1,4 +1,5 @@
 """AutoAttack wrapper over the reference implementation (optional dependency pyautoattack)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ class PolicyProbe(nn.Module):
 
 def tiny_cnn() -> nn.Sequential:
     torch.manual_seed(0)
-    return nn.Sequential(PolicyProbe(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(4 * 4 * 4, 10))
+    return nn.Sequential(PolicyProbe(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
 
 
 def test_custom_autoattack_runs_under_policy_and_reports():
@@ -37,8 +37,9 @@ def test_custom_autoattack_runs_under_policy_and_reports():
         y = model(x).argmax(dim=1)  # all clean-correct, so every attack has work to do
     model[0].seen.clear()
     rng = torch.get_rng_state()
-    attack = AutoAttack(model, eps="16/255", attacks=["apgd-ce", "apgd-t"], n_iter=10,
-                        n_classes=10, w_grad="exact")
+    attack = AutoAttack(
+        model, eps="16/255", attacks=["apgd-ce", "apgd-t"], n_iter=10, n_classes=10, w_grad="exact"
+    )
     result = attack.run(x, y)
     assert torch.equal(torch.get_rng_state(), rng)  # the reference reseeds; we restore
     assert model.training and model[0].seen == {"exact"} and model[0].w_grad == "detached"
@@ -119,9 +120,9 @@ def test_gradient_guard_keeps_the_direction_of_infinite_gradients():
     from edlnet.attacks.autoattack import GradientGuard
 
     guard = GradientGuard(torch.nn.Identity())
-    grad = torch.tensor([[1.0, float("inf"), -float("inf"), 2.0],
-                         [float("nan"), 3.0, -1.0, 0.5],
-                         [0.25, -0.5, 1.0, 2.0]])
+    grad = torch.tensor(
+        [[1.0, float("inf"), -float("inf"), 2.0], [float("nan"), 3.0, -1.0, 0.5], [0.25, -0.5, 1.0, 2.0]]
+    )
     out = guard._sanitize(grad)
     assert torch.equal(out[0], torch.tensor([0.0, 1.0, -1.0, 0.0]))
     assert torch.equal(out[1], torch.tensor([0.0, 3.0, -1.0, 0.5]))

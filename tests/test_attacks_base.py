@@ -1,6 +1,7 @@
 """Contract every attack honours: exact budgets, [0, 1] box, eval mode restored, fp32,
 autocast off, w_grad policy applied during the attack and restored after; robustness judged
 without crediting a broken computation; vanishing gradients counted."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from edlnet.attacks import (FGSM, PGD, CarliniWagnerL2, SparseFool, Square, parse_eps,
-                            perturbation_norm, robust_at)
+from edlnet.attacks import (
+    FGSM,
+    PGD,
+    CarliniWagnerL2,
+    SparseFool,
+    Square,
+    parse_eps,
+    perturbation_norm,
+    robust_at,
+)
 from edlnet.attacks.base import Attack, judge
 
 torch.set_num_threads(1)
@@ -35,8 +44,14 @@ class PolicyProbe(nn.Module):
 
 def tiny_cnn(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
-    return nn.Sequential(PolicyProbe(), nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+    return nn.Sequential(
+        PolicyProbe(),
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 10),
+    )
 
 
 def batch(n: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,8 +72,13 @@ ATTACKS = {
     "square": lambda m: Square(m, eps="8/255", n_queries=10),
 }
 # Square runs the reference implementation, an optional dependency.
-NAMES = [pytest.param(name, marks=pytest.mark.skipif(
-    name == "square" and not HAS_REFERENCE, reason="pyautoattack not installed")) for name in ATTACKS]
+NAMES = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(name == "square" and not HAS_REFERENCE, reason="pyautoattack not installed"),
+    )
+    for name in ATTACKS
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -180,7 +200,7 @@ class FixedPoint(Attack):
         super().__init__(model, eps="3/20", norm="Linf")
         self.x_adv = x_adv
 
-    def _perturb(self, x, y):  # noqa: ANN001
+    def _perturb(self, x, y):
         return self.x_adv.clone(), {}
 
 
@@ -191,8 +211,8 @@ def test_judge_never_credits_a_broken_computation():
     with torch.no_grad():
         y = model(x).argmax(dim=1)
     x_adv = x.clone()
-    x_adv[0] = float("nan")           # not an image: falls back to the clean image, robust
-    x_adv[1, 0, 0, 0] = 0.95          # a valid image (in budget) with NaN logits: broken
+    x_adv[0] = float("nan")  # not an image: falls back to the clean image, robust
+    x_adv[1, 0, 0, 0] = 0.95  # a valid image (in budget) with NaN logits: broken
     x_adv[2, 0, 0, 0] = float("inf")  # not an image either
     back, robust, invalid = judge(model, x, x_adv, y)
     assert robust.tolist() == [True, False, True, True]
@@ -211,12 +231,12 @@ def test_judge_never_credits_a_broken_computation():
 
 class _FlatAwayFromStart(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, start):  # noqa: ANN001
+    def forward(ctx, x, start):
         ctx.save_for_backward(x, start)
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
+    def backward(ctx, grad):
         x, start = ctx.saved_tensors
         moved = (x - start).flatten(1).abs().amax(dim=1) > 0
         return grad * torch.where(moved, 1e-6, 1.0).view(-1, *([1] * (x.dim() - 1))), None

@@ -6,6 +6,7 @@ faces, the strongest Linf perturbation of size eps lowers it by eps*||w||_1 (del
 perturbation reaching the boundary has norm m/||w||_2; the smallest L1 one inside the box is
 the greedy fill of coordinates by decreasing |w_j| (a fractional knapsack).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -119,16 +120,16 @@ def test_pgd_restarts_never_worse_per_example():
 def test_cw_finds_minimal_l2_distance():
     model, x, y, w, c = linear_problem(n=6)
     distance = true_margin(x, w, c) / w.norm(dim=1)
-    result = CarliniWagnerL2(model, steps=100, lr=0.05, binary_search_steps=6,
-                             initial_const=1.0).run(x, y)
+    result = CarliniWagnerL2(model, steps=100, lr=0.05, binary_search_steps=6, initial_const=1.0).run(x, y)
     norms = result.info["norm"]
     assert result.info["found"].all() and not result.robust.any()
     assert (norms >= distance * (1 - 1e-4)).all()  # nothing beats the closed form
     assert torch.allclose(norms, distance, rtol=1e-2)
     # With a budget, examples beyond it come back clean and count as robust.
     budget = float(distance.median())
-    bounded = CarliniWagnerL2(model, eps=budget, steps=100, lr=0.05, binary_search_steps=6,
-                              initial_const=1.0).run(x, y)
+    bounded = CarliniWagnerL2(
+        model, eps=budget, steps=100, lr=0.05, binary_search_steps=6, initial_const=1.0
+    ).run(x, y)
     assert torch.equal(bounded.robust, norms > budget)
     assert torch.equal(bounded.x_adv[bounded.robust], x[bounded.robust])
 
@@ -136,8 +137,9 @@ def test_cw_finds_minimal_l2_distance():
 def test_cw_accuracy_curve_from_one_run():
     model, x, y, w, c = linear_problem(n=6)
     distance = true_margin(x, w, c) / w.norm(dim=1)
-    acc = cw_accuracy(model, x, y, ["1/10", 0.6], steps=100, lr=0.05, binary_search_steps=6,
-                      initial_const=1.0)
+    acc = cw_accuracy(
+        model, x, y, ["1/10", 0.6], steps=100, lr=0.05, binary_search_steps=6, initial_const=1.0
+    )
     assert acc["clean"] == 1.0
     assert acc["1/10"] == pytest.approx(float((distance > 0.1).float().mean()))
     assert acc["3/5"] == pytest.approx(float((distance > 0.6).float().mean()))
@@ -180,8 +182,10 @@ def test_sparsefool_default_flips_labels():
     assert (result.info["iterations"] == 1).all()  # one linearization suffices for a linear model
 
 
-@pytest.mark.skipif(not any(importlib.util.find_spec(p) for p in ("pyautoattack", "autoattack")),
-                    reason="Square needs the optional pyautoattack")
+@pytest.mark.skipif(
+    not any(importlib.util.find_spec(p) for p in ("pyautoattack", "autoattack")),
+    reason="Square needs the optional pyautoattack",
+)
 def test_square_never_beats_the_closed_form():
     model, x, y, w, c = linear_problem()
     star = optimum(x, w, c, "Linf")
@@ -194,11 +198,11 @@ class _Overflow(torch.autograd.Function):
     """Identity whose backward overflows: the exploding exact gradients of the reweighting."""
 
     @staticmethod
-    def forward(ctx, x):  # noqa: ANN001, ANN205
+    def forward(ctx, x):
         return x.clone()
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001, ANN205
+    def backward(ctx, grad):
         return grad * 1e38 * 1e38  # +-inf where the gradient is non-zero
 
 

@@ -1,5 +1,6 @@
 """Attacks adapted to RISTA layers: BPDA-style surrogate gradients, a reweighting-saturation
 loss and EOT for randomized models."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edlnet.attacks import (PGD, EOTPGD, ResidualPGD, SurrogatePGD, is_randomized, make_twin,
-                            perturbation_norm)
+from edlnet.attacks import EOTPGD, PGD, ResidualPGD, SurrogatePGD, is_randomized, make_twin, perturbation_norm
 from edlnet.attacks.base import NotApplicable
 from edlnet.attacks.structure_loss import layer_residual, saturation
 from edlnet.layers import DictConv2d, dict_layers
@@ -48,17 +48,15 @@ def labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def tiny_dict(seed: int, lam: float = 0.1, layer: type = DictConv2d) -> nn.Sequential:
     """One elastic dictionary layer and a linear head, for 3x8x8 inputs."""
     torch.manual_seed(seed)
-    return nn.Sequential(layer(3, 8, 3, padding=1, mode="elastic", lam=lam), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    return nn.Sequential(
+        layer(3, 8, 3, padding=1, mode="elastic", lam=lam), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
+    ).eval()
 
 
 ATTACKS = {
-    "surrogate_conv": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="conv",
-                                                        steps=3),
-    "surrogate_smooth": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="smooth",
-                                                          steps=3),
-    "surrogate_vanilla": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="vanilla",
-                                                           steps=3),
+    "surrogate_conv": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="conv", steps=3),
+    "surrogate_smooth": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="smooth", steps=3),
+    "surrogate_vanilla": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="vanilla", steps=3),
     "residual_first": lambda m, eps, norm: ResidualPGD(m, eps=eps, norm=norm, steps=3),
     "residual_all": lambda m, eps, norm: ResidualPGD(m, eps=eps, norm=norm, steps=3, layers="all"),
     "eot": lambda m, eps, norm: EOTPGD(m, eps=eps, norm=norm, steps=3, eot_samples=2),
@@ -94,9 +92,11 @@ def test_twins_are_reconfigured_copies():
     with torch.no_grad():
         out = model(x)
     layers = dict_layers(model)
-    for kind, check in [("conv", lambda m: m.n_steps == 0),
-                        ("smooth", lambda m: m.eps == 2.0 and m.n_steps == 2),
-                        ("vanilla", lambda m: m.mode == "vanilla" and m.beta == 1.0)]:
+    for kind, check in [
+        ("conv", lambda m: m.n_steps == 0),
+        ("smooth", lambda m: m.eps == 2.0 and m.n_steps == 2),
+        ("vanilla", lambda m: m.mode == "vanilla" and m.beta == 1.0),
+    ]:
         twin = make_twin(model, kind, smooth_eps=2.0)
         twin_layers = dict_layers(twin)
         assert len(twin_layers) == len(layers) > 0
@@ -136,8 +136,9 @@ def test_surrogate_is_judged_on_the_true_model():
 @pytest.mark.parametrize("norm,eps", [("Linf", "8/255"), ("L2", 0.5)])
 def test_surrogate_equals_pgd_without_dictionary_layers(norm, eps):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 6 * 6, 10)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
+    ).eval()
     x = images(8, 8)
     y = labels(model, x)
     surrogate = SurrogatePGD(model, eps=eps, norm=norm, steps=10, restarts=2, seed=3)
@@ -232,8 +233,17 @@ def test_layer_residual_matches_solve():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 9)
     for normalize in (True, False):
-        layer = DictConv2d(3, 5, 3, stride=2, padding=1, bias=True, mode="elastic",
-                           normalize=normalize, step=0.05 if not normalize else "majorize").eval()
+        layer = DictConv2d(
+            3,
+            5,
+            3,
+            stride=2,
+            padding=1,
+            bias=True,
+            mode="elastic",
+            normalize=normalize,
+            step=0.05 if not normalize else "majorize",
+        ).eval()
         with torch.no_grad():
             out = layer(x)
             _, terms = layer.solve(x, return_terms=True)

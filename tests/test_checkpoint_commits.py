@@ -1,19 +1,18 @@
 """Checkpoint commits: a damaged ``last`` falls back to ``last.prev``, an interrupted commit is
 finished, readers (``resolve_checkpoint``) fall back too, and ``--resume`` refuses config
 changes that are not asked for by name."""
+
 import json
 import os
 
 import pytest
 import torch
+from test_train import tiny_cfg
 
 import edlnet
 from edlnet.checkpoint import CheckpointError, resolve_checkpoint
-from edlnet.train import ConfigError
-from edlnet.train import commits
+from edlnet.train import ConfigError, commits
 from edlnet.train.loop import Trainer, train
-
-from test_train import tiny_cfg
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +21,13 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     kw = dict(epochs=3, switch_to_elastic_epoch=1, val_attack_steps=0)
     full = Trainer(tiny_cfg(root / "full", **kw), progress=False).fit()
-    part = Trainer(tiny_cfg(root / "part", **kw),
-                   progress=False).fit(stop_after=2)
+    part = Trainer(tiny_cfg(root / "part", **kw), progress=False).fit(stop_after=2)
     return full, part
 
 
 def _copy(src, dst):
     import shutil
+
     shutil.copytree(src, dst)
     return dst
 
@@ -66,7 +65,9 @@ def test_damaged_last_falls_back_to_prev_and_says_so(runs, tmp_path, capsys, dam
         (run / "checkpoints" / "last" / "manifest.json").write_text("{not json")
     resumed = train(resume=run, progress=False)
     err = capsys.readouterr().err
-    assert f"{run / 'checkpoints' / 'last'} is unusable" in err and str(run / "checkpoints" / "last.prev") in err
+    assert (
+        f"{run / 'checkpoints' / 'last'} is unusable" in err and str(run / "checkpoints" / "last.prev") in err
+    )
     assert _same_weights(full / "checkpoints" / "last", resumed / "checkpoints" / "last")
     assert [r["epoch"] for r in commits.read_metrics(resumed / "metrics.jsonl")] == [1, 2, 3]
     assert list((run / "checkpoints").glob("last.corrupt-*"))  # kept for inspection
@@ -113,8 +114,12 @@ def test_resume_refuses_changes_unless_named(runs, tmp_path):
     assert "threads" not in msg.split("(only")[0]
     with pytest.raises(ConfigError, match="dl_options.lam"):
         train(resume=run, overrides=("lr=0.2", "dl_options.lam=0.3"), allow_changes=("lr",), progress=False)
-    resumed = train(resume=run, overrides=("epochs=4", "threads=1", "log_every=5"), allow_changes=("epochs",),
-                    progress=False)
+    resumed = train(
+        resume=run,
+        overrides=("epochs=4", "threads=1", "log_every=5"),
+        allow_changes=("epochs",),
+        progress=False,
+    )
     assert [r["epoch"] for r in commits.read_metrics(resumed / "metrics.jsonl")] == [1, 2, 3, 4]
     change = json.loads((resumed / "config_changes.jsonl").read_text().splitlines()[0])
     assert change["changes"] == {"epochs": {"old": 3, "new": 4}} and change["resumed_at_epoch"] == 2
@@ -123,12 +128,15 @@ def test_resume_refuses_changes_unless_named(runs, tmp_path):
 
 def test_cli_flags(tmp_path, capsys):
     from edlnet.cli import main
+
     assert main(["train", "--allow-change", "lr"]) == 2
     assert "--resume RUN_DIR only" in capsys.readouterr().err
 
 
 def test_a_run_killed_after_its_early_stop_does_not_train_on(tmp_path):
-    cfg = tiny_cfg(tmp_path, epochs=8, switch_to_elastic_epoch=None, val_attack_steps=0, early_stop_patience=1)
+    cfg = tiny_cfg(
+        tmp_path, epochs=8, switch_to_elastic_epoch=None, val_attack_steps=0, early_stop_patience=1
+    )
     run = Trainer(cfg, progress=False).fit()
     epochs = [r["epoch"] for r in commits.read_metrics(run / "metrics.jsonl")]
     assert len(epochs) < 8  # it stopped early

@@ -47,7 +47,12 @@ def test_random_crop_outputs_are_windows_of_the_padded_image(dtype):
     padded = F.pad(x, (2, 2, 2, 2))
     offsets = set()
     for i in range(len(x)):
-        hits = [(a, b) for a in range(5) for b in range(5) if torch.equal(out[i], padded[i, :, a : a + 5, b : b + 7])]
+        hits = [
+            (a, b)
+            for a in range(5)
+            for b in range(5)
+            if torch.equal(out[i], padded[i, :, a : a + 5, b : b + 7])
+        ]
         assert len(hits) == 1
         offsets.add(hits[0])
     assert len(offsets) > 5  # offsets really vary
@@ -93,7 +98,7 @@ def test_mixup_mixes_images_and_targets_consistently():
     mixed, targets = mixup(x, y, num_classes=8, alpha=1.0, generator=_gen(5))
     again, _ = mixup(x, y, num_classes=8, alpha=1.0, generator=_gen(5))
     assert torch.equal(mixed, again) and mixed.dtype == torch.float32
-    assert 0 <= mixed.min() and mixed.max() <= 1
+    assert mixed.min() >= 0 and mixed.max() <= 1
     assert targets.shape == (8, 8) and torch.allclose(targets.sum(1), torch.ones(8))
     xf = x.float() / 255
     lams = set()
@@ -114,5 +119,5 @@ def test_beta_sampler_is_seeded_and_has_the_right_mean():
     for a, b in ((0.5, 0.5), (2.0, 1.0)):
         g = _gen(0)
         draws = torch.tensor([sample_beta(a, b, g) for _ in range(1500)])
-        assert 0 <= draws.min() and draws.max() <= 1
+        assert draws.min() >= 0 and draws.max() <= 1
         assert abs(draws.mean().item() - a / (a + b)) < 0.03

@@ -14,7 +14,18 @@ from edlnet.data import DatasetError, load_dataset, read_cifar10, read_cifar100
 
 torch.set_num_threads(1)
 
-CLASSES10 = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+CLASSES10 = [
+    b"airplane",
+    b"automobile",
+    b"bird",
+    b"cat",
+    b"deer",
+    b"dog",
+    b"frog",
+    b"horse",
+    b"ship",
+    b"truck",
+]
 
 
 def _dump(path, obj):
@@ -39,7 +50,10 @@ def write_cifar10(root, per_batch=3, n_test=4, seed=0):
         _dump(folder / f"data_batch_{i}", batch)
     test = _batch(rng, n_test, b"labels", 10)
     _dump(folder / "test_batch", test)
-    _dump(folder / "batches.meta", {b"label_names": CLASSES10, b"num_cases_per_batch": per_batch, b"num_vis": 3072})
+    _dump(
+        folder / "batches.meta",
+        {b"label_names": CLASSES10, b"num_cases_per_batch": per_batch, b"num_vis": 3072},
+    )
     x_train = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
     y_train = np.concatenate([b[b"labels"] for b in batches])
     return x_train, y_train, test[b"data"].reshape(-1, 3, 32, 32), np.array(test[b"labels"])

@@ -67,8 +67,12 @@ def test_subset_to_and_repr():
 )
 def test_invalid_contents_raise_dataset_error(change, message):
     fields = dict(
-        name="toy", x_train=torch.zeros(2, 3, 2, 2, dtype=torch.uint8), y_train=torch.tensor([0, 1]),
-        x_test=torch.zeros(1, 3, 2, 2, dtype=torch.uint8), y_test=torch.tensor([1]), class_names=("a", "b"),
+        name="toy",
+        x_train=torch.zeros(2, 3, 2, 2, dtype=torch.uint8),
+        y_train=torch.tensor([0, 1]),
+        x_test=torch.zeros(1, 3, 2, 2, dtype=torch.uint8),
+        y_test=torch.tensor([1]),
+        class_names=("a", "b"),
     )
     fields.update(change)
     with pytest.raises(DatasetError, match=message):

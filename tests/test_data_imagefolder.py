@@ -42,7 +42,10 @@ def write_folders(root, classes=("cat", "ant"), per_class=(2, 1), size=8, seed=0
 
 def _check_folder(dataset, expected):
     names = dataset.class_names
-    for split, x, y in (("train", dataset.x_train, dataset.y_train), ("test", dataset.x_test, dataset.y_test)):
+    for split, x, y in (
+        ("train", dataset.x_train, dataset.y_train),
+        ("test", dataset.x_test, dataset.y_test),
+    ):
         assert x.dtype == torch.uint8 and x.shape[1] == 3 and y.dtype == torch.int64
         assert [names[i] for i in y.tolist()] == [cls for cls, _ in expected[split]]
         want = np.stack([p.transpose(2, 0, 1) for _, p in expected[split]])
@@ -77,7 +80,10 @@ def test_image_folder_jpeg_and_val_split(tmp_path):
 
 def test_image_folder_errors(tmp_path):
     missing = tmp_path / "missing"
-    with pytest.raises(DatasetError, match=re.escape(f"no image folders in {missing}: expected {missing}/train/<class>/<image>")):
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(f"no image folders in {missing}: expected {missing}/train/<class>/<image>"),
+    ):
         read_image_folder(missing, cache=False)
     with pytest.raises(DatasetError, match=re.escape("(no training images)")):
         read_image_folder(tmp_path, cache=False)
@@ -105,7 +111,9 @@ def _write_cifar_jpeg(root, per_class):
             (root / split / cls).mkdir(parents=True)
             for k in range(n):
                 value = 10 * c + k  # PNG content keeps the value exact; the reader only sees images
-                Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(root / split / cls / f"{k:04d}.jpg", format="PNG")
+                Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(
+                    root / split / cls / f"{k:04d}.jpg", format="PNG"
+                )
 
 
 def test_cifar10_jpeg_name_and_release_order(tmp_path):
@@ -160,7 +168,9 @@ def write_tiny(root, train_per_class=2):
     val = [("val_0.JPEG", "n03"), ("val_1.JPEG", "n01"), ("val_2.JPEG", "n03"), ("val_10.JPEG", "n02")]
     lines = []
     for k, (fname, wnid) in enumerate(val):
-        Image.fromarray(np.full((8, 8, 3), 100 + 30 * k, np.uint8)).save(base / "val" / "images" / fname, quality=100)
+        Image.fromarray(np.full((8, 8, 3), 100 + 30 * k, np.uint8)).save(
+            base / "val" / "images" / fname, quality=100
+        )
         lines.append(f"{fname}\t{wnid}\t0\t0\t7\t7")
     (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return base, val
@@ -171,7 +181,9 @@ def _check_tiny(dataset, val):
     assert dataset.y_train.tolist() == [0, 0, 1, 1, 2, 2]
     # Train folder n01 is class 0; its images were written with colour 20 * 1 + 5 * i.
     colours = dataset.x_train[:, 0, 0, 0].int().tolist()
-    assert all(abs(a - b) <= 2 for a, b in zip(colours, [20, 25, 0, 5, 40, 45]))  # JPEG: near-exact on flat colour
+    assert all(
+        abs(a - b) <= 2 for a, b in zip(colours, [20, 25, 0, 5, 40, 45])
+    )  # JPEG: near-exact on flat colour
     assert dataset.y_test.tolist() == [dataset.class_names.index(w) for _, w in val]  # annotation order
     assert all(abs(int(v) - (100 + 30 * k)) <= 2 for k, v in enumerate(dataset.x_test[:, 0, 0, 0]))
 

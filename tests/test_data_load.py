@@ -13,9 +13,18 @@ torch.set_num_threads(1)
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path):
-    with pytest.raises(DatasetError, match="unknown dataset 'mnist': expected one of cifar10-sample, cifar10"):
+    with pytest.raises(
+        DatasetError, match="unknown dataset 'mnist': expected one of cifar10-sample, cifar10"
+    ):
         load_dataset("mnist")
-    assert set(DATASET_NAMES) >= {"cifar10-sample", "cifar10", "cifar100", "tinyimagenet", "imagefolder", "npz"}
+    assert set(DATASET_NAMES) >= {
+        "cifar10-sample",
+        "cifar10",
+        "cifar100",
+        "tinyimagenet",
+        "imagefolder",
+        "npz",
+    }
 
 
 def test_roots_required_and_defaulted(tmp_path, monkeypatch):

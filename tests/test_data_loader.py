@@ -25,7 +25,7 @@ def test_batches_are_float_in_unit_range_and_seeded():
     b = list(BatchIterator(x, y, 8, seed=1))
     c = list(BatchIterator(x, y, 8, seed=2))
     assert len(a) == 3 and [len(bx) for bx, _ in a] == [8, 8, 7]
-    assert all(bx.dtype == torch.float32 and 0 <= bx.min() and bx.max() <= 1 for bx, _ in a)
+    assert all(bx.dtype == torch.float32 and bx.min() >= 0 and bx.max() <= 1 for bx, _ in a)
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
     assert [_ids(bx) for bx, _ in a] != [_ids(bx) for bx, _ in c]
     seen = sum((_ids(bx) for bx, _ in a), [])
@@ -62,7 +62,19 @@ def test_shards_are_disjoint_and_union_is_the_global_batch(drop_last, augment):
     single = list(BatchIterator(x, y, 6, seed=5, drop_last=drop_last, augment=augment, return_index=True))
     for world in (2, 3):
         shards = [
-            list(BatchIterator(x, y, 6, seed=5, drop_last=drop_last, augment=augment, return_index=True, rank=r, world_size=world))
+            list(
+                BatchIterator(
+                    x,
+                    y,
+                    6,
+                    seed=5,
+                    drop_last=drop_last,
+                    augment=augment,
+                    return_index=True,
+                    rank=r,
+                    world_size=world,
+                )
+            )
             for r in range(world)
         ]
         assert all(len(s) == len(single) for s in shards)  # same number of steps on every rank

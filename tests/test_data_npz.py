@@ -26,7 +26,11 @@ def test_nhwc_and_nchw_give_the_same_tensor(tmp_path):
 def test_split_keys_class_names_and_gray(tmp_path):
     gray = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
     np.savez(
-        tmp_path / "s.npz", x_train=gray, y_train=np.array([1, 0]), x_test=gray[:1], y_test=np.array([1]),
+        tmp_path / "s.npz",
+        x_train=gray,
+        y_train=np.array([1, 0]),
+        x_test=gray[:1],
+        y_test=np.array([1]),
         class_names=np.array(["cat", "dog"]),
     )
     dataset = load_dataset("npz", root=tmp_path / "s.npz")

@@ -2,6 +2,7 @@
 switch, and writes one run folder; a NaN on one rank stops every rank and keeps the last good
 checkpoint; sharded evaluation over 2 processes equals one process. And, without a GPU, the
 CUDA-only branches: each rank on cuda:LOCAL_RANK, set before NCCL starts, collectives there."""
+
 import json
 import os
 import socket
@@ -29,8 +30,18 @@ def torchrun(tmp_path, *args, timeout=600):
     """Run ``args`` under torchrun with 2 CPU processes; on failure show every rank's log."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     logs = tmp_path / "logs"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "--log-dir", str(logs), "--redirects", "3", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "--log-dir",
+        str(logs),
+        "--redirects",
+        "3",
+        *map(str, args),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:  # show what each rank printed, not just torchrun's summary
         text = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted(logs.rglob("*.log")))
@@ -84,14 +95,21 @@ def test_sharded_evaluation_over_two_processes_equals_one(tmp_path):
     common = ["eval", run, "--suite", suite, "--n-examples", "10", "--device", "cpu", "--quiet"]
     torchrun(tmp_path, "-m", "edlnet", *common, "--out", tmp_path / "two")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    single = subprocess.run([sys.executable, "-m", "edlnet", *map(str, common), "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=600, env=env)
+    single = subprocess.run(
+        [sys.executable, "-m", "edlnet", *map(str, common), "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
     assert two["world_size"] == 2 and one["world_size"] == 1
     for key in ("clean", "attacks", "worst_case", "per_example", "attacks_by_policy", "checks_passed"):
         assert one[key] == two[key], key
-    assert [(c["name"], c["status"]) for c in one["checks"]] == [(c["name"], c["status"]) for c in two["checks"]]
+    assert [(c["name"], c["status"]) for c in one["checks"]] == [
+        (c["name"], c["status"]) for c in two["checks"]
+    ]
 
 
 # -- CUDA-only branches, with CUDA faked ----------------------------------------------------------
@@ -137,7 +155,9 @@ def test_init_distributed_sets_the_rank_device_before_nccl(fake_cuda, monkeypatc
     assert D.compute_device(torch.device("cuda", 0), info) == torch.device("cuda", 2)
 
     seen = {}
-    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, device=None: seen.update(device=device))
+    monkeypatch.setattr(
+        dist, "broadcast_object_list", lambda box, src, device=None: seen.update(device=device)
+    )
     D.broadcast_object("x", info)
     assert seen["device"] == torch.device("cuda", 2)
     monkeypatch.setattr(dist, "barrier", lambda device_ids=None: seen.update(barrier=device_ids))
@@ -159,16 +179,20 @@ def test_gloo_keeps_collectives_on_the_cpu(monkeypatch):
 
 def test_evaluation_collectives_use_the_rank_device(fake_cuda, monkeypatch):
     from edlnet.evaluation import runner, shard
+
     monkeypatch.setattr(dist, "is_available", lambda: True)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "get_backend", lambda: "nccl")
     assert D.collective_device() == torch.device("cuda", 2)
     seen = {}
-    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, device=None: seen.update(bcast=device))
+    monkeypatch.setattr(
+        dist, "broadcast_object_list", lambda box, src, device=None: seen.update(bcast=device)
+    )
 
     class Store:
         def prepare(self, fingerprint, restart):
             pass
+
     runner._prepare_store(Store(), {}, False, rank=0, world=2)
     assert seen["bcast"] == torch.device("cuda", 2)
 
@@ -181,19 +205,23 @@ def test_evaluation_collectives_use_the_rank_device(fake_cuda, monkeypatch):
 
         def __exit__(self, *exc):
             seen["inside"] = False
+
     monkeypatch.setattr(torch.cuda, "device", Guard)
 
     def gather(boxes, obj):
         assert seen["inside"]  # staged on the rank's own current device
         boxes[:] = [obj, obj]
+
     monkeypatch.setattr(dist, "all_gather_object", gather)
     assert shard.gather_records([], 2) == []
     assert seen["current"] == torch.device("cuda", 2)
 
 
 def test_ddp_gets_the_rank_device_and_bookkeeping_stays_on_the_cpu(tmp_path, monkeypatch):
-    from edlnet.train import loop
     from test_train import tiny_cfg
+
+    from edlnet.train import loop
+
     trainer = loop.Trainer(tiny_cfg(tmp_path, epochs=1, switch_to_elastic_epoch=None), progress=False)
     seen = {}
 
@@ -201,6 +229,7 @@ def test_ddp_gets_the_rank_device_and_bookkeeping_stays_on_the_cpu(tmp_path, mon
         def __init__(self, module, device_ids=None, output_device=None):
             super().__init__()
             seen.update(device_ids=device_ids, output_device=output_device)
+
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
     real_info, real_device = trainer.info, trainer.device
     trainer.info = D.DistInfo(3, 4, 1, torch.device("cuda", 1))

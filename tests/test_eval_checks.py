@@ -2,6 +2,7 @@
 input gradients, and a model whose unmasked twin transfers) and stay quiet on plain models.
 A check that could not run (transfer without a surrogate) is "skipped", never "passed", so
 robustness is established (``checks_passed`` True) only when every applicable check ran."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,11 @@ SUITE = {
         {"name": "PGD-5", "attack": "pgd", "eps": "8/255", "settings": {"steps": 5}},
         {"name": "Square", "attack": "square", "eps": "8/255", "settings": {"n_queries": 60}},
     ],
-    "checks": {"large_eps": {"steps": 5}, "more_steps": {"steps": 10, "restarts": 2},
-               "gradients": {"n_probe": 16}},
+    "checks": {
+        "large_eps": {"steps": 5},
+        "more_steps": {"steps": 10, "restarts": 2},
+        "gradients": {"n_probe": 16},
+    },
 }
 
 
@@ -37,11 +41,11 @@ class ZeroGradient(nn.Module):
 
 class _Noise(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         # Huge, random, finite: what shattered or exploding-but-clipped gradients look like.
         return torch.randn_like(grad) * 1e6
 
@@ -53,11 +57,11 @@ class NoisyGradient(nn.Module):
 
 class _Explode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return grad * float("inf")  # overflow, as exact gradients through the reweighting can
 
 
@@ -104,8 +108,16 @@ def test_quiet_on_a_plain_linear_model():
     v, s = verdicts(record), statuses(record)
     assert [c["name"] for c in record["checks"]] == list(CHECK_NAMES)
     assert record["checks_passed"] is True, record["checks"]
-    for name in ("large_eps", "more_steps", "single_step", "black_box", "transfer",
-                 "input_gradients", "gradient_agreement", "deterministic"):
+    for name in (
+        "large_eps",
+        "more_steps",
+        "single_step",
+        "black_box",
+        "transfer",
+        "input_gradients",
+        "gradient_agreement",
+        "deterministic",
+    ):
         assert v[name] is True and s[name] == "passed", name
     # Nothing to check is not a skipped check: no budget sweep, no AutoAttack entry.
     assert v["budget_monotone"] is None and s["budget_monotone"] == "not applicable"
@@ -154,8 +166,9 @@ def test_checks_passed_needs_every_applicable_check_to_pass():
 def small_cnn(seed: int) -> nn.Module:
     """A CNN trained 30 SGD steps on the bundled sample (32x32)."""
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4),
-                          nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(4), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
+    )
     data = load_dataset("cifar10-sample")
     x_train = data.x_train[:256].float() / 255
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -185,11 +198,11 @@ def test_zero_gradient_front_trips_the_checks():
     v = verdicts(record)
     assert record["checks_passed"] is False
     assert all(c["status"] == "failed" for c in record["checks"] if c["passed"] is False)
-    assert v["input_gradients"] is False       # all-zero gradients
-    assert v["gradient_agreement"] is False    # the function changes where the gradient says it does not
-    assert v["large_eps"] is False             # PGD from the clean image goes nowhere
-    assert v["black_box"] is False             # Square breaks what FGSM/PGD cannot
-    assert v["transfer"] is False              # so does transfer from the unmasked twin
+    assert v["input_gradients"] is False  # all-zero gradients
+    assert v["gradient_agreement"] is False  # the function changes where the gradient says it does not
+    assert v["large_eps"] is False  # PGD from the clean image goes nowhere
+    assert v["black_box"] is False  # Square breaks what FGSM/PGD cannot
+    assert v["transfer"] is False  # so does transfer from the unmasked twin
 
 
 def test_noisy_gradient_front_trips_the_checks():
@@ -197,8 +210,8 @@ def test_noisy_gradient_front_trips_the_checks():
     x, y = toy_data(model)
     record = run(model, x, y)
     v = verdicts(record)
-    assert v["input_gradients"] is True        # finite and non-zero: this check cannot see it ...
-    assert v["gradient_agreement"] is False    # ... finite differences can
+    assert v["input_gradients"] is True  # finite and non-zero: this check cannot see it ...
+    assert v["gradient_agreement"] is False  # ... finite differences can
     assert v["black_box"] is False
     assert record["checks_passed"] is False
 
@@ -207,7 +220,7 @@ def test_exploding_gradient_front_trips_the_checks():
     model = linear(front=ExplodingGradient())
     x, y = toy_data(model)
     v = verdicts(run(model, x, y))
-    assert v["input_gradients"] is False       # non-finite
+    assert v["input_gradients"] is False  # non-finite
     assert v["gradient_agreement"] is False
 
 

@@ -1,4 +1,5 @@
 """``edlnet eval`` on a tiny saved EDLNet, and ``benchmark`` (RobustBench's protocol)."""
+
 from __future__ import annotations
 
 import json
@@ -53,13 +54,17 @@ def test_eval_quick_suite_on_a_tiny_saved_model(tmp_path, capsys):
 def test_evaluation_dataset_defaults_to_pixel_exact_test_images():
     # A re-encoded CIFAR-10 has other test pixels: use the bundled pixel-exact ones.
     for name in ("cifar10-jpeg", "CIFAR10_JPEG"):
-        assert evaluation_dataset(None, None, {"dataset": name, "data_root": "/d"}) == \
-            ("cifar10-sample", None)
+        assert evaluation_dataset(None, None, {"dataset": name, "data_root": "/d"}) == (
+            "cifar10-sample",
+            None,
+        )
     assert evaluation_dataset(None, None, {}) == ("cifar10-sample", None)
     assert evaluation_dataset(None, None, {"dataset": "cifar10-sample"})[0] == "cifar10-sample"
     # Another dataset is read from the run's own root; --dataset/--data-root always win.
-    assert evaluation_dataset(None, None, {"dataset": "tinyimagenet", "data_root": "/d"}) == \
-        ("tinyimagenet", "/d")
+    assert evaluation_dataset(None, None, {"dataset": "tinyimagenet", "data_root": "/d"}) == (
+        "tinyimagenet",
+        "/d",
+    )
     assert evaluation_dataset("npz", "/x.npz", {"dataset": "cifar10-jpeg"}) == ("npz", "/x.npz")
 
 

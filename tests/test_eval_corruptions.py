@@ -1,4 +1,5 @@
 """Noise corruptions: CIFAR-10-C severities, seeded per example, monotone in severity."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,7 +42,7 @@ def test_impulse_noise_amounts_are_cifar10c():
         changed = out != x
         assert abs(float(changed.float().mean()) - amount) < 0.01
         assert set(out[changed].unique().tolist()) <= {0.0, 1.0}  # salt and pepper only
-        assert torch.equal(out[~changed], x[~changed])           # other pixels exact
+        assert torch.equal(out[~changed], x[~changed])  # other pixels exact
     # Shared draws: a higher severity corrupts a superset of the values.
     low = corrupt(x, "impulse_noise", 2, seed=0) != x
     high = corrupt(x, "impulse_noise", 4, seed=0) != x

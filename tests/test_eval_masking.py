@@ -5,6 +5,7 @@ the truth; honest models (plain and dictionary) must not be flagged.
 Everything is tiny (1x8x8 or 3x8x8 inputs, 16 examples) and every masked model is identical in
 value to an unmasked one whose robustness the test can measure directly.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,22 +34,30 @@ N = 16
 
 def suite(name: str, entries: list[dict], eps: str = EPS, **checks) -> dict:
     """A small suite at Linf ``eps`` with cheap check settings (Square keeps its 1,000 queries)."""
-    options = {"large_eps": {"steps": 5}, "more_steps": {"steps": 20},
-               "black_box": {"n_queries": 1000, "limit": N}, "transfer": {"steps": 10},
-               "gradients": {"n_probe": N}}
+    options = {
+        "large_eps": {"steps": 5},
+        "more_steps": {"steps": 20},
+        "black_box": {"n_queries": 1000, "limit": N},
+        "transfer": {"steps": 10},
+        "gradients": {"n_probe": N},
+    }
     options.update(checks)
-    return {"name": name, "main": {"norm": "Linf", "eps": eps}, "entries": entries,
-            "checks": options}
+    return {"name": name, "main": {"norm": "Linf", "eps": eps}, "entries": entries, "checks": options}
 
 
 def fgsm(eps: str = EPS) -> dict:
     return {"name": "FGSM", "attack": "fgsm", "eps": eps}
 
 
-def pgd(steps: int = 10, eps: str = EPS, name: str | None = None, w_grad: str | None = None,
-        **settings) -> dict:
-    entry = {"name": name or f"PGD-{steps}", "attack": "pgd", "eps": eps,
-             "settings": {"steps": steps, **settings}}
+def pgd(
+    steps: int = 10, eps: str = EPS, name: str | None = None, w_grad: str | None = None, **settings
+) -> dict:
+    entry = {
+        "name": name or f"PGD-{steps}",
+        "attack": "pgd",
+        "eps": eps,
+        "settings": {"steps": steps, **settings},
+    }
     return entry if w_grad is None else {**entry, "w_grad": w_grad}
 
 
@@ -73,6 +82,7 @@ def failed(record: dict) -> list[str]:
 
 
 # -- toy models -------------------------------------------------------------------------------
+
 
 def linear(shape: tuple[int, ...] = (3, 8, 8), seed: int = 0, classes: int = 10) -> nn.Linear:
     g = torch.Generator().manual_seed(seed)
@@ -110,11 +120,11 @@ class ZeroGradient(nn.Module):
 
 class _Shatter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x):  # noqa: ANN001
+    def forward(ctx, x):
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
+    def backward(ctx, grad):
         return torch.randn_like(grad)  # finite, non-zero, unrelated to the function
 
 
@@ -165,6 +175,7 @@ class RandomPhaseLinear(nn.Module):
 
 # -- 1-6: masking patterns --------------------------------------------------------------------
 
+
 def test_zero_gradients_are_flagged_and_square_recovers_the_truth():
     lin = linear()
     model = with_front(ZeroGradient(), lin)
@@ -199,8 +210,9 @@ def test_a_randomized_defense_gets_eot_in_its_worst_case():
     x = 0.25 + 0.5 * torch.rand(N, 1, 8, 8, generator=torch.Generator().manual_seed(10))
     with torch.no_grad():
         y = model.lin(x.flatten(1)).argmax(dim=1)
-    spec = suite("random", [fgsm("1/10"), pgd(10, "1/10")], eps="1/10",
-                 deterministic={"eot_samples": 16, "steps": 10})
+    spec = suite(
+        "random", [fgsm("1/10"), pgd(10, "1/10")], eps="1/10", deterministic={"eot_samples": 16, "steps": 10}
+    )
     record = run(model, x, y, spec)
     assert record["randomized"] is True
     det = check(record, "deterministic")
@@ -248,8 +260,7 @@ def masked_dictionary(seed: int = 0) -> nn.Sequential:
     """The paper's literal Robust DL layer: no dictionary normalization, a fixed step η=0.1
     and ε=1e-8 in w = 1/(2(|r| + ε)), exact gradients through w."""
     torch.manual_seed(seed)
-    layer = DictConv2d(3, 8, 3, padding=1, mode="robust", normalize=False, step=0.1, eps=1e-8,
-                       n_steps=2)
+    layer = DictConv2d(3, 8, 3, padding=1, mode="robust", normalize=False, step=0.1, eps=1e-8, n_steps=2)
     return nn.Sequential(layer, nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
 
 
@@ -258,7 +269,7 @@ def sample_8x8(split: str = "test", n: int = N) -> tuple[torch.Tensor, torch.Ten
     return x[:n], y[:n]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sample_8x8(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The bundled CIFAR-10 sample, 4x4 average-pooled to 3x8x8."""
     data = load_dataset("cifar10-sample")
@@ -283,8 +294,8 @@ def test_vanishing_gradients_of_a_real_dictionary_layer():
     grads = check(record, "input_gradients")
     assert grads["status"] == "failed" and grads["true_policy"] == "exact", grads["detail"]
     assert grads["probe"]["exact"]["vanishing"] >= N  # measured: 32 of 48 (random, PGD points)
-    assert grads["probe"]["exact"]["bad"] == 0        # never zero or non-finite: only vanishing
-    assert grads["steps"]["exact"]["vanishing"] > 0   # the large-eps PGD starts at the clean image
+    assert grads["probe"]["exact"]["bad"] == 0  # never zero or non-finite: only vanishing
+    assert grads["steps"]["exact"]["vanishing"] > 0  # the large-eps PGD starts at the clean image
     # The same layer on natural images (no exactly-zero residual): nothing vanishes, the check
     # passes, so it is the vanishing that failed it above (measured: ratio >= 0.9 everywhere).
     natural, _ = sample_8x8()
@@ -296,6 +307,7 @@ def test_vanishing_gradients_of_a_real_dictionary_layer():
 
 
 # -- 7-9: honest models -----------------------------------------------------------------------
+
 
 def train(model: nn.Module, seed: int, steps: int = 30) -> nn.Module:
     """A few SGD steps on the 8x8 sample (train mode: BatchNorm and dictionary norms update)."""
@@ -314,24 +326,31 @@ def train(model: nn.Module, seed: int, steps: int = 30) -> nn.Module:
 
 def small_cnn(seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(8 * 8 * 8, 10))
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
     return train(model, seed)
 
 
 def small_edlnet(seed: int) -> nn.Module:
     """One Elastic DictConv2d (default RISTA settings), BatchNorm, ReLU and a linear head."""
     torch.manual_seed(seed)
-    model = nn.Sequential(DictConv2d(3, 8, 3, padding=1, mode="elastic"), nn.BatchNorm2d(8),
-                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    model = nn.Sequential(
+        DictConv2d(3, 8, 3, padding=1, mode="elastic"),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 10),
+    )
     return train(model, seed)
 
 
 # CE and margin-loss PGD: on the EDLNet, CE-only PGD misses an example Square breaks (measured
 # at seed 0; margin-loss PGD breaks it), which the black-box check rightly flags.
-HONEST = suite("honest", [fgsm(), pgd(10, restarts=2), pgd(10, name="PGD-10 margin", restarts=2,
-                                                            loss="margin")],
-               large_eps={"steps": 10}, more_steps={"steps": 40})
+HONEST = suite(
+    "honest",
+    [fgsm(), pgd(10, restarts=2), pgd(10, name="PGD-10 margin", restarts=2, loss="margin")],
+    large_eps={"steps": 10},
+    more_steps={"steps": 40},
+)
 
 
 def test_an_honest_cnn_with_a_surrogate_passes_every_check():
@@ -358,17 +377,34 @@ def test_a_trained_edlnet_is_not_flagged():
     assert check(record, "gradient_agreement")["fraction"] == 1.0
 
 
-ADAPTED = suite("adapted", [
-    fgsm(),
-    pgd(10, name="PGD-10 exact", w_grad="exact"),
-    {"name": "BPDA conv", "attack": "surrogate-pgd", "eps": EPS,
-     "settings": {"steps": 10, "twin": "conv"}},
-    {"name": "BPDA smooth", "attack": "surrogate-pgd", "eps": EPS,
-     "settings": {"steps": 10, "twin": "smooth"}},
-    {"name": "Residual", "attack": "residual-pgd", "eps": EPS, "settings": {"steps": 10}},
-    {"name": "AutoAttack", "attack": "autoattack", "eps": EPS, "w_grad": "both",
-     "settings": {"version": "standard", "n_iter": 10, "n_queries": 100}},
-], more_steps={"base": "PGD-10 exact", "steps": 40})
+ADAPTED = suite(
+    "adapted",
+    [
+        fgsm(),
+        pgd(10, name="PGD-10 exact", w_grad="exact"),
+        {
+            "name": "BPDA conv",
+            "attack": "surrogate-pgd",
+            "eps": EPS,
+            "settings": {"steps": 10, "twin": "conv"},
+        },
+        {
+            "name": "BPDA smooth",
+            "attack": "surrogate-pgd",
+            "eps": EPS,
+            "settings": {"steps": 10, "twin": "smooth"},
+        },
+        {"name": "Residual", "attack": "residual-pgd", "eps": EPS, "settings": {"steps": 10}},
+        {
+            "name": "AutoAttack",
+            "attack": "autoattack",
+            "eps": EPS,
+            "w_grad": "both",
+            "settings": {"version": "standard", "n_iter": 10, "n_queries": 100},
+        },
+    ],
+    more_steps={"base": "PGD-10 exact", "steps": 40},
+)
 
 
 def test_adapted_attacks_and_the_autoattack_split_on_a_trained_edlnet():
@@ -388,7 +424,8 @@ def test_adapted_attacks_and_the_autoattack_split_on_a_trained_edlnet():
         column = record["per_example"][name]
         assert entry["n_evaluated"] == N and 0.0 <= entry["accuracy"] <= record["clean"], name
         assert all(isinstance(v, bool) for v in column) and not any(
-            v and not c for v, c in zip(column, clean)), name
+            v and not c for v, c in zip(column, clean)
+        ), name
         assert set(entry["accuracy_by_policy"]) == {"exact", "detached"}, name
         assert entry["grad_stats"]["exact"]["nonfinite"] == 0, name
     conv = record["entries"]["BPDA conv"]["attack_settings"]["attack"]
@@ -413,8 +450,14 @@ def test_an_attack_with_nothing_to_attack_is_recorded_as_not_evaluated():
     # neither breaks nor protects any and the rest of the evaluation is unchanged.
     model = with_front(None, linear())
     x, y = own_labels(model)
-    spec = suite("na", [fgsm(), pgd(10), {"name": "Residual", "attack": "residual-pgd",
-                                          "eps": EPS, "settings": {"steps": 10}}])
+    spec = suite(
+        "na",
+        [
+            fgsm(),
+            pgd(10),
+            {"name": "Residual", "attack": "residual-pgd", "eps": EPS, "settings": {"steps": 10}},
+        ],
+    )
     record = run(model, x, y, spec)
     entry = record["entries"]["Residual"]
     assert entry["n_evaluated"] == 0 and entry["accuracy"] is None
@@ -427,6 +470,7 @@ def test_an_attack_with_nothing_to_attack_is_recorded_as_not_evaluated():
 
 
 # -- 10: the top-level API in a fresh interpreter ---------------------------------------------
+
 
 def test_edlnet_evaluate_works_in_a_fresh_interpreter():
     code = """
@@ -458,7 +502,8 @@ print("ok")
 """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDLNET_TEST_THREADS": "1"}
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=root, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("ok")

@@ -1,4 +1,5 @@
 """Sharding over ranks and resuming: results never depend on how the work was split."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from edlnet.evaluation import shard as shard_module
 from edlnet.evaluation import ResumeError, evaluate, load_suite, merge_records, run_shard
+from edlnet.evaluation import shard as shard_module
 from edlnet.evaluation.checks import check_entries
 from edlnet.evaluation.runner import CLEAN
 
@@ -24,8 +25,11 @@ SUITE = {
         {"name": "Square", "attack": "square", "eps": "8/255", "settings": {"n_queries": 20}},
         {"name": "noise", "corruption": "gaussian_noise", "severity": 5},
     ],
-    "checks": {"large_eps": {"steps": 3}, "more_steps": {"steps": 4, "restarts": 2, "limit": 7},
-               "gradients": {"n_probe": 8}},
+    "checks": {
+        "large_eps": {"steps": 3},
+        "more_steps": {"steps": 4, "restarts": 2, "limit": 7},
+        "gradients": {"n_probe": 8},
+    },
 }
 
 
@@ -57,8 +61,9 @@ def model_and_data(n: int = 10):
 
 def merged_json(records, entries, n, batch_size):
     merged = merge_records(records, entries, n, batch_size)
-    return json.dumps({k: [v.robust, v.by_policy, v.values] for k, v in merged.items()},
-                      default=str, sort_keys=True)
+    return json.dumps(
+        {k: [v.robust, v.by_policy, v.values] for k, v in merged.items()}, default=str, sort_keys=True
+    )
 
 
 def test_sharded_results_equal_unsharded():
@@ -69,22 +74,24 @@ def test_sharded_results_equal_unsharded():
     single = run_shard(model, x, y, entries, **kw)
     reference = merged_json(single, entries, len(x), 3)
     for world in (2, 3):
-        records = [r for rank in range(world)
-                   for r in run_shard(model, x, y, entries, rank=rank, world_size=world, **kw)]
+        records = [
+            r
+            for rank in range(world)
+            for r in run_shard(model, x, y, entries, rank=rank, world_size=world, **kw)
+        ]
         assert merged_json(records, entries, len(x), 3) == reference
     merged = json.loads(reference)
-    assert merged["PGD-3"][0][0] is False                 # the clean mistake is not robust
+    assert merged["PGD-3"][0][0] is False  # the clean mistake is not robust
     assert set(merged["PGD-3"][1]) == {"exact", "detached"}
     assert merged["check/more-steps"][0][7:] == [None] * 3  # beyond the check's limit
     # Cascaded check attacks run only on the examples every white-box attack before them at
     # the main budget (FGSM, PGD-3) left robust, batch by batch on every rank; the others are
     # recorded as broken, and values["ran"] says which ones the check attacked itself.
     alive = [bool(a and b) for a, b in zip(merged["FGSM"][0], merged["PGD-3"][0])]
-    assert 0 < sum(alive) < len(x)                         # both kinds of example occur
-    more = merged["check/more-steps"][0]                   # None beyond its limit: no say
+    assert 0 < sum(alive) < len(x)  # both kinds of example occur
+    more = merged["check/more-steps"][0]  # None beyond its limit: no say
     after_more = [a and (m is None or m) for a, m in zip(alive, more)]
-    for name, limit, before in (("check/more-steps", 7, alive),
-                                ("check/square", len(x), after_more)):
+    for name, limit, before in (("check/more-steps", 7, alive), ("check/square", len(x), after_more)):
         robust, _, values = merged[name]
         assert values["ran"] == [before[i] if i < limit else None for i in range(len(x))], name
         assert all(robust[i] is False for i in range(limit) if not before[i]), name
@@ -106,7 +113,7 @@ def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monke
     partial = tmp_path / "partial"
     pgd_files = [p for p in partial.glob("PGD-3-*.jsonl")]
     assert len(pgd_files) == 1
-    pgd_files[0].unlink()                                   # an attack that never finished
+    pgd_files[0].unlink()  # an attack that never finished
     fgsm = next(partial.glob("FGSM-*.jsonl"))
     fgsm.write_text(fgsm.read_text() + '{"entry": "FGSM", "bat')  # a torn last line
 
@@ -119,13 +126,12 @@ def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monke
 
     monkeypatch.setattr(shard_module, "run_batch", spy)
     second = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=4, out_dir=tmp_path, log=None)
-    assert calls == ["PGD-3"] * 4                            # only the lost attack ran again
+    assert calls == ["PGD-3"] * 4  # only the lost attack ran again
     assert second["per_example"] == first["per_example"]
     assert second["attacks"] == first["attacks"] and second["checks"] == first["checks"]
     assert json.loads((tmp_path / "results.json").read_text())["attacks"] == first["attacks"]
 
     with pytest.raises(ResumeError, match="seed"):
         evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None)
-    third = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None,
-                     restart=True)
+    third = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None, restart=True)
     assert third["seed"] == 5

@@ -1,4 +1,5 @@
 """Per-example worst case: an example counts as robust only if no counted attack broke it."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -15,8 +16,8 @@ torch.set_num_threads(1)
 
 def test_robust_to_each_attack_separately_is_not_robust_to_all():
     clean = [True, True, True, False]
-    broken_by_a = [False, True, True, False]   # A breaks example 0
-    broken_by_b = [True, False, True, False]   # B breaks example 1
+    broken_by_a = [False, True, True, False]  # A breaks example 0
+    broken_by_b = [True, False, True, False]  # B breaks example 1
     # Each attack alone leaves 2 of 4 robust; together only example 2 survives.
     assert worst_case_flags(clean, [broken_by_a, broken_by_b]) == [False, False, True, False]
     # Not evaluated (None) neither breaks nor protects; clean mistakes are never robust.
@@ -25,15 +26,18 @@ def test_robust_to_each_attack_separately_is_not_robust_to_all():
 
 def test_budget_containment_decides_which_attacks_count():
     linf8 = Budget("Linf", Fraction(8, 255))
-    entries = [parse_entry(e, "test") for e in (
-        {"name": "pgd4", "attack": "pgd", "eps": "4/255"},
-        {"name": "pgd8", "attack": "pgd", "eps": "8/255"},
-        {"name": "pgd16", "attack": "pgd", "eps": "16/255"},
-        {"name": "l2-small", "attack": "pgd", "norm": "L2", "eps": "1/255"},  # inside Linf 8/255
-        {"name": "l2-big", "attack": "pgd", "norm": "L2", "eps": "0.5"},      # not inside
-        {"name": "sparsefool", "attack": "sparsefool"},                        # unbounded
-        {"name": "noise", "corruption": "impulse_noise", "severity": 3},
-    )]
+    entries = [
+        parse_entry(e, "test")
+        for e in (
+            {"name": "pgd4", "attack": "pgd", "eps": "4/255"},
+            {"name": "pgd8", "attack": "pgd", "eps": "8/255"},
+            {"name": "pgd16", "attack": "pgd", "eps": "16/255"},
+            {"name": "l2-small", "attack": "pgd", "norm": "L2", "eps": "1/255"},  # inside Linf 8/255
+            {"name": "l2-big", "attack": "pgd", "norm": "L2", "eps": "0.5"},  # not inside
+            {"name": "sparsefool", "attack": "sparsefool"},  # unbounded
+            {"name": "noise", "corruption": "impulse_noise", "severity": 3},
+        )
+    ]
     assert [e.name for e in counted_entries(entries, linf8)] == ["pgd4", "pgd8", "l2-small"]
     assert Budget("L2", Fraction(1)).contains(Budget("L1", Fraction(1, 2)))
     assert not Budget("L2", Fraction(1)).contains(Budget("Linf", Fraction(1, 255)))
@@ -59,12 +63,22 @@ def test_record_worst_case_is_per_example_and_includes_smaller_budgets():
     margins = torch.tensor([0.01, 0.03, 0.05, 0.2])
     x = (0.5 + margins).view(-1, 1, 1, 1)
     y = torch.zeros(4, dtype=torch.long)
-    suite = {"name": "t", "main": {"norm": "Linf", "eps": "0.04"},
-             "entries": [{"name": "fgsm-0.02", "attack": "fgsm", "eps": "0.02"},
-                         {"name": "fgsm-0.04", "attack": "fgsm", "eps": "0.04"},
-                         {"name": "fgsm-0.1", "attack": "fgsm", "eps": "0.1"}],
-             "checks": {"gradients": False, "large_eps": False, "more_steps": False,
-                        "black_box": False, "transfer": False}}
+    suite = {
+        "name": "t",
+        "main": {"norm": "Linf", "eps": "0.04"},
+        "entries": [
+            {"name": "fgsm-0.02", "attack": "fgsm", "eps": "0.02"},
+            {"name": "fgsm-0.04", "attack": "fgsm", "eps": "0.04"},
+            {"name": "fgsm-0.1", "attack": "fgsm", "eps": "0.1"},
+        ],
+        "checks": {
+            "gradients": False,
+            "large_eps": False,
+            "more_steps": False,
+            "black_box": False,
+            "transfer": False,
+        },
+    }
     record = evaluate(model, x, y, suite=suite, log=None)
     assert record["attacks"] == {"fgsm-0.02": 0.75, "fgsm-0.04": 0.5, "fgsm-0.1": 0.25}
     assert record["worst_case"] == 0.5

@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.py: its CPU part passes here, a failing check fails the command loudly,
 and a GPU that torch cannot use is an error, not a silent CPU run."""
+
 import importlib.util
 import json
 import sys
@@ -25,9 +26,16 @@ def test_cpu_part_runs_and_records_every_check(gpu_check, tmp_path, capsys):
     record = json.loads((tmp_path / "gpu_check.json").read_text())
     status = {c["name"]: c["status"] for c in record["checks"]}
     assert list(status) == [name for name, _ in gpu_check.CHECKS]  # none left out
-    assert {n for n, s in status.items() if s == "skipped"} == {"no_host_sync", "compile_fullgraph", "torchrun_nccl"}
-    assert all(s == "passed" for n, s in status.items() if n not in ("no_host_sync", "compile_fullgraph",
-                                                                      "torchrun_nccl"))
+    assert {n for n, s in status.items() if s == "skipped"} == {
+        "no_host_sync",
+        "compile_fullgraph",
+        "torchrun_nccl",
+    }
+    assert all(
+        s == "passed"
+        for n, s in status.items()
+        if n not in ("no_host_sync", "compile_fullgraph", "torchrun_nccl")
+    )
     assert all(c["detail"] for c in record["checks"])  # every skip says why
     assert record["mode"] == "cpu-only" and record["gpu"] is None and record["passed"]
     md = (tmp_path / "gpu_check.md").read_text()
@@ -38,9 +46,13 @@ def test_cpu_part_runs_and_records_every_check(gpu_check, tmp_path, capsys):
 def test_a_failing_check_fails_the_command(gpu_check, tmp_path, monkeypatch, capsys):
     def broken(ctx):
         raise gpu_check.CheckFailed("fast path differs by 1e-3")
+
     monkeypatch.setattr(gpu_check, "CHECKS", [("fast_equals_reference_float64", broken)])
     assert gpu_check.main(["--cpu-only", "--out", str(tmp_path)]) == 1
-    assert "FAILED: fast_equals_reference_float64: CheckFailed: fast path differs by 1e-3" in capsys.readouterr().err
+    assert (
+        "FAILED: fast_equals_reference_float64: CheckFailed: fast path differs by 1e-3"
+        in capsys.readouterr().err
+    )
     assert json.loads((tmp_path / "gpu_check.json").read_text())["passed"] is False
 
 

@@ -7,6 +7,7 @@ by itself just before its k-th event (a rename, fsync or tree deletion of a chec
 or an optimizer step: every distinct state the run folder can be left in), or by the test after
 a seeded delay. Kill points alternate between "within the epoch being redone" and "within the
 next one", so the kills spread over every epoch and every step of the commits."""
+
 import json
 import os
 import random
@@ -31,20 +32,42 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (
 
 
 def _cfg(out):
-    return TrainConfig(model="resnet10", model_kwargs={"width": 4}, dl="vanilla", switch_to_elastic_epoch=6,
-                       epochs=EPOCHS, train_subset=96, val_size=32, test_subset=32, batch_size=32,
-                       val_attack_steps=0, lr=0.05, seed=0, threads=1, out_dir=str(out), name="run")
+    return TrainConfig(
+        model="resnet10",
+        model_kwargs={"width": 4},
+        dl="vanilla",
+        switch_to_elastic_epoch=6,
+        epochs=EPOCHS,
+        train_subset=96,
+        val_size=32,
+        test_subset=32,
+        batch_size=32,
+        val_attack_steps=0,
+        lr=0.05,
+        seed=0,
+        threads=1,
+        out_dir=str(out),
+        name="run",
+    )
 
 
 def _hook(patch, on_event):
     """Call ``on_event(name)`` before every filesystem step of a commit and every optimizer step."""
+
     def wrap(fn, name):
         def wrapped(*args, **kwargs):
             on_event(name)
             return fn(*args, **kwargs)
+
         return wrapped
-    for owner, name in ((os, "replace"), (os, "rename"), (os, "fsync"), (shutil, "rmtree"),
-                        (torch.optim.SGD, "step")):
+
+    for owner, name in (
+        (os, "replace"),
+        (os, "rename"),
+        (os, "fsync"),
+        (shutil, "rmtree"),
+        (torch.optim.SGD, "step"),
+    ):
         patch(owner, name, wrap(getattr(owner, name), name))
 
 
@@ -68,10 +91,11 @@ def _child(run, cfg, kill_at):
                     with open(run.parent / "kill_points.txt", "a") as f:
                         f.write(name + "\n")
                     os.kill(os.getpid(), signal.SIGKILL)
+
             _hook(setattr, on_event)
         _attempt(run, cfg)
         code = 0
-    except BaseException as e:  # noqa: BLE001 - report and leave the child, never return to pytest
+    except BaseException as e:
         with open(run.parent / "child_error.txt", "a") as f:
             f.write(f"{type(e).__name__}: {e}\n")
     finally:
@@ -110,8 +134,10 @@ def _committed(run):
 
 
 def _metrics(run):
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
@@ -144,9 +170,10 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, monkeypatch
                 kills += 1
                 killed_in.append(done + 1)
             else:
-                error = (tmp_path / "killed" / "child_error.txt")
-                assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+                error = tmp_path / "killed" / "child_error.txt"
+                assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
                     error.read_text() if error.exists() else status
+                )
                 break  # the run finished before this kill
         assert kills >= 20
         assert len(set(killed_in)) >= EPOCHS // 2, killed_in  # spread over the run
@@ -168,5 +195,8 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(tmp_path, monkeypatch
     assert all(torch.equal(sa["power_vectors"][k], sb["power_vectors"][k]) for k in sa["power_vectors"])
     assert _metrics(run) == _metrics(reference)
     ra, rb = (json.loads((r / "train_results.json").read_text()) for r in (reference, run))
-    assert (ra["best_epoch"], ra["last_test_clean_acc"], ra["epochs_run"]) == \
-        (rb["best_epoch"], rb["last_test_clean_acc"], rb["epochs_run"])
+    assert (ra["best_epoch"], ra["last_test_clean_acc"], ra["epochs_run"]) == (
+        rb["best_epoch"],
+        rb["last_test_clean_acc"],
+        rb["epochs_run"],
+    )

@@ -1,13 +1,14 @@
 """Every registered model: forward/backward, batch independence, save/load; convert round trip."""
+
 import json
 
 import pytest
 import torch
+from helpers import dl_kwargs, input_size, tiny_kwargs
 from torch import nn
 
 import edlnet
 from edlnet.checkpoint import CheckpointError
-from helpers import dl_kwargs, input_size, tiny_kwargs
 
 MODELS = edlnet.list_models()
 
@@ -40,7 +41,7 @@ def test_eval_outputs_independent_of_batch(name):
     model.eval()
     with torch.no_grad():
         full = model(x)
-        parts = torch.cat([model(x[i:i + 1]) for i in range(6)])
+        parts = torch.cat([model(x[i : i + 1]) for i in range(6)])
         shuffled = model(x.flip(0)).flip(0)
     assert torch.allclose(full, parts, atol=1e-10, rtol=1e-9)
     assert torch.allclose(full, shuffled, atol=1e-10, rtol=1e-9)
@@ -77,17 +78,23 @@ def test_dl_layers_replaces_first_n_in_order():
 def test_dl_options_reach_every_layer():
     model = edlnet.create_model("resnet10", width=4, dl="robust", n_steps=3, lam=0.2, eps=0.05, nonneg=True)
     layers = edlnet.dict_layers(model)
-    assert layers and all(m.config()["n_steps"] == 3 and m.lam == 0.2 and m.eps == 0.05 and m.nonneg
-                          and m.mode == "robust" for _, m in layers)
+    assert layers and all(
+        m.config()["n_steps"] == 3 and m.lam == 0.2 and m.eps == 0.05 and m.nonneg and m.mode == "robust"
+        for _, m in layers
+    )
 
 
 def test_convert_and_back_restores_weights_exactly():
     class UserCNN(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 8, 3, stride=2, padding="valid", bias=False), nn.ReLU(),
-                                      nn.Conv2d(8, 4, 5, padding="same"))
+            self.body = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(8, 8, 3, stride=2, padding="valid", bias=False),
+                nn.ReLU(),
+                nn.Conv2d(8, 4, 5, padding="same"),
+            )
             self.head = nn.Linear(4, 2)
 
         def forward(self, x):

@@ -1,4 +1,5 @@
 """Pursuit networks (deep-pursuit paper): solvers, models, and their properties."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,14 +7,23 @@ import torch
 import torch.nn.functional as F
 
 import edlnet
-from edlnet.layers.pursuit import (Edge, LayerOp, deep_pursuit, edge_adjoint, edge_apply, gather,
-                                   global_dictionary, layer_terms, layered_basis_pursuit,
-                                   layered_thresholding_pursuit, normalized_gram)
+from edlnet.layers.pursuit import (
+    Edge,
+    LayerOp,
+    deep_pursuit,
+    edge_adjoint,
+    edge_apply,
+    gather,
+    global_dictionary,
+    layer_terms,
+    layered_basis_pursuit,
+    layered_thresholding_pursuit,
+    normalized_gram,
+)
 
 torch.set_num_threads(1)
 
-MODELS = ["layered_thresholding_pursuit", "layered_basis_pursuit", "deep_pursuit",
-          "deep_pursuit_residual"]
+MODELS = ["layered_thresholding_pursuit", "layered_basis_pursuit", "deep_pursuit", "deep_pursuit_residual"]
 SMALL = dict(widths=(4, 8), strides=(1, 2), lam=0.05)  # stem + 2 blocks = 5 layers
 
 
@@ -32,9 +42,17 @@ def random_chain_ops(seed: int = 0) -> tuple[list[LayerOp], list[list[Edge]]]:
     """Three conv layers (one strided) with BN-like offsets of both signs and λ per channel."""
     g = torch.Generator().manual_seed(seed)
     shapes = [(4, 3, 1), (6, 4, 2), (6, 6, 1)]
-    ops = [LayerOp(0.3 * torch.randn(d, c, 3, 3, generator=g), 0.2 * torch.randn(d, generator=g),
-                   0.05 + 0.1 * torch.rand(d, generator=g), 1.0, (s, s), (1, 1))
-           for d, c, s in shapes]
+    ops = [
+        LayerOp(
+            0.3 * torch.randn(d, c, 3, 3, generator=g),
+            0.2 * torch.randn(d, generator=g),
+            0.05 + 0.1 * torch.rand(d, generator=g),
+            1.0,
+            (s, s),
+            (1, 1),
+        )
+        for d, c, s in shapes
+    ]
     return ops, [[Edge(j)] for j in range(len(ops))]
 
 
@@ -103,11 +121,11 @@ def test_extrapolation_does_not_change_the_first_sweep():
     ops = [op._replace(step=0.5) for op in ops]
     x = images(2)
     plain = deep_pursuit(x, ops, parents, n_iters=1)
-    assert all(torch.equal(a, b) for a, b in
-               zip(plain, deep_pursuit(x, ops, parents, n_iters=1, alphas=0.5)))
+    assert all(torch.equal(a, b) for a, b in zip(plain, deep_pursuit(x, ops, parents, n_iters=1, alphas=0.5)))
     two = deep_pursuit(x, ops, parents, n_iters=2)
-    assert any(not torch.allclose(a, b) for a, b in
-               zip(two, deep_pursuit(x, ops, parents, n_iters=2, alphas=0.5)))
+    assert any(
+        not torch.allclose(a, b) for a, b in zip(two, deep_pursuit(x, ops, parents, n_iters=2, alphas=0.5))
+    )
 
 
 # -- descent with conservative, fixed steps ------------------------------------------------------
@@ -159,11 +177,12 @@ def test_global_dictionary_reproduces_the_global_data_term(name):
         v = gather(parents[j - 1], nodes)
         shape = F.conv2d(v, op.weight, None, op.stride, op.padding).shape
         nodes.append(torch.rand(shape, generator=g))
-    data_term = sum(0.5 * layer_terms(op, gather(parents[j - 1], nodes), nodes[j])[0]
-                    for j, op in enumerate(ops, 1))
+    data_term = sum(
+        0.5 * layer_terms(op, gather(parents[j - 1], nodes), nodes[j])[0] for j, op in enumerate(ops, 1)
+    )
     big = global_dictionary(ops, parents, (3, 8, 8))
     target = torch.zeros(big.shape[0])
-    target[:x.numel()] = x.flatten()  # t = [x; 0; …; 0]: only the stem reconstructs x
+    target[: x.numel()] = x.flatten()  # t = [x; 0; …; 0]: only the stem reconstructs x
     codes = torch.cat([w.flatten() for w in nodes[1:]])
     assert torch.allclose(0.5 * (target - big @ codes).pow(2).sum(), data_term, rtol=1e-4)
     gram = model.global_gram((8, 8))
@@ -195,7 +214,7 @@ def test_eval_outputs_independent_of_batch_composition(name):
     x = images(5)
     with torch.no_grad():
         full = model(x)
-        singles = torch.cat([model(x[i:i + 1]) for i in range(5)])
+        singles = torch.cat([model(x[i : i + 1]) for i in range(5)])
         perm = torch.tensor([3, 0, 4, 2, 1])
         permuted = model(x[perm])[torch.argsort(perm)]
     assert torch.allclose(full, singles, atol=1e-5)

@@ -1,5 +1,6 @@
 """The reproduction study's driver: a forked arm is bitwise the arm trained from scratch, arms
 resume epoch by epoch, and the claims report is built from the records alone."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,19 +26,49 @@ def _driver():
 
 def _study(tmp_path: Path) -> Path:
     study = {
-        "scale": "test", "runs_dir": str(tmp_path / "runs"), "data_label": "bundled sample",
-        "base": {"model": "resnet10", "model_kwargs": {"width": 4}, "dataset": "cifar10-sample",
-                 "train_subset": 96, "val_size": 32, "test_subset": 16, "epochs": 3,
-                 "batch_size": 32, "lr": 0.05, "schedule": "step", "milestones": [2],
-                 "val_attack_steps": 1, "threads": 1, "dl_options": {"n_steps": 1}},
+        "scale": "test",
+        "runs_dir": str(tmp_path / "runs"),
+        "data_label": "bundled sample",
+        "base": {
+            "model": "resnet10",
+            "model_kwargs": {"width": 4},
+            "dataset": "cifar10-sample",
+            "train_subset": 96,
+            "val_size": 32,
+            "test_subset": 16,
+            "epochs": 3,
+            "batch_size": 32,
+            "lr": 0.05,
+            "schedule": "step",
+            "milestones": [2],
+            "val_attack_steps": 1,
+            "threads": 1,
+            "dl_options": {"n_steps": 1},
+        },
         "groups": {"fgsm": {"objective": "pgd_at", "attack_steps": 1, "attack_alpha": "10/255"}},
         "arms": [
-            {"name": "fgsm-vanilla-s0", "group": "fgsm", "dl": "vanilla",
-             "switch_to_elastic_epoch": None, "seed": 0},
-            {"name": "fgsm-elastic-s0", "group": "fgsm", "dl": "vanilla",
-             "switch_to_elastic_epoch": 2, "seed": 0, "fork": {"from": "fgsm-vanilla-s0", "epoch": 2}},
-            {"name": "fgsm-elastic-scratch", "group": "fgsm", "dl": "vanilla",
-             "switch_to_elastic_epoch": 2, "seed": 0},
+            {
+                "name": "fgsm-vanilla-s0",
+                "group": "fgsm",
+                "dl": "vanilla",
+                "switch_to_elastic_epoch": None,
+                "seed": 0,
+            },
+            {
+                "name": "fgsm-elastic-s0",
+                "group": "fgsm",
+                "dl": "vanilla",
+                "switch_to_elastic_epoch": 2,
+                "seed": 0,
+                "fork": {"from": "fgsm-vanilla-s0", "epoch": 2},
+            },
+            {
+                "name": "fgsm-elastic-scratch",
+                "group": "fgsm",
+                "dl": "vanilla",
+                "switch_to_elastic_epoch": 2,
+                "seed": 0,
+            },
         ],
         "evaluation": {},
     }
@@ -74,7 +105,7 @@ def test_paired_bootstrap_and_verdicts():
     import reproduce_report as report
 
     a = [True] * 30 + [False] * 70
-    b = [True] * 60 + [False] * 40   # +30 points, the same images
+    b = [True] * 60 + [False] * 40  # +30 points, the same images
     diff = report.paired_difference([(a, b), (a, b)])
     assert abs(diff["mean"] - 0.30) < 1e-12 and diff["low"] > 0.15 and diff["high"] < 0.45
     assert report.verdict(diff) == "reproduced"
@@ -89,10 +120,10 @@ def test_catastrophic_overfitting_guard():
     from edlnet.train.loop import _catastrophic_overfitting
 
     cfg = load_config(overrides=("co_guard=0.5", "objective=pgd_at", "val_attack_steps=1"))
-    assert _catastrophic_overfitting(cfg, {"val_robust_acc": 0.09}, best=0.20)       # collapse
-    assert not _catastrophic_overfitting(cfg, {"val_robust_acc": 0.11}, best=0.20)   # noise
-    assert not _catastrophic_overfitting(cfg, {"val_robust_acc": 0.0}, best=0.04)    # no level yet
-    assert not _catastrophic_overfitting(cfg, {"val_clean_acc": 0.5}, best=0.20)     # no robust acc
+    assert _catastrophic_overfitting(cfg, {"val_robust_acc": 0.09}, best=0.20)  # collapse
+    assert not _catastrophic_overfitting(cfg, {"val_robust_acc": 0.11}, best=0.20)  # noise
+    assert not _catastrophic_overfitting(cfg, {"val_robust_acc": 0.0}, best=0.04)  # no level yet
+    assert not _catastrophic_overfitting(cfg, {"val_clean_acc": 0.5}, best=0.20)  # no robust acc
     off = load_config(overrides=("objective=pgd_at",))
     assert not _catastrophic_overfitting(off, {"val_robust_acc": 0.0}, best=0.5)
     for bad in (("co_guard=1.5",), ("co_guard=0.5", "val_attack_steps=0")):

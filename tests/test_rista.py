@@ -1,21 +1,30 @@
 """The math of the dictionary layer: adjoints, special cases, descent, influence functions."""
-import itertools
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import dense_operator
 
 from edlnet.layers import DictConv2d, dict_adjoint, dict_apply, rista, soft_threshold
 from edlnet.layers.rista import reweighting
-from helpers import dense_operator
 
 D64 = torch.float64
 
 
-@pytest.mark.parametrize("stride,size,k,pad,dil,groups", [
-    (1, 7, 3, 1, 1, 1), (1, 8, 3, 0, 1, 1), (2, 7, 3, 1, 1, 1), (2, 8, 3, 1, 1, 1),
-    (2, 9, 1, 0, 1, 1), (2, 10, 1, 0, 1, 1), (3, 11, 3, 1, 1, 1), (1, 9, 3, 2, 2, 1),
-    (2, 8, 3, 1, 1, 2)])
+@pytest.mark.parametrize(
+    "stride,size,k,pad,dil,groups",
+    [
+        (1, 7, 3, 1, 1, 1),
+        (1, 8, 3, 0, 1, 1),
+        (2, 7, 3, 1, 1, 1),
+        (2, 8, 3, 1, 1, 1),
+        (2, 9, 1, 0, 1, 1),
+        (2, 10, 1, 0, 1, 1),
+        (3, 11, 3, 1, 1, 1),
+        (1, 9, 3, 2, 2, 1),
+        (2, 8, 3, 1, 1, 2),
+    ],
+)
 def test_adjoint_exact(stride, size, k, pad, dil, groups):
     w = torch.randn(4, 4 // groups, k, k, dtype=D64)
     x = torch.randn(2, 4, size, size + 1, dtype=D64)
@@ -38,8 +47,9 @@ def test_zero_steps_is_convolution():
 def test_dictconv_with_conv_weights_zero_steps_equals_conv():
     conv = torch.nn.Conv2d(5, 7, 3, 2, 1, bias=True)
     layer = DictConv2d(5, 7, 3, 2, 1, bias=True, n_steps=0, mode="elastic")
-    layer.load_state_dict({**conv.state_dict(), "beta_logit": layer.beta_logit.detach(),
-                           "dict_norm": layer.dict_norm})
+    layer.load_state_dict(
+        {**conv.state_dict(), "beta_logit": layer.beta_logit.detach(), "dict_norm": layer.dict_norm}
+    )
     x = torch.randn(4, 5, 11, 10)
     for train in (True, False):
         layer.train(train)
@@ -100,7 +110,9 @@ def test_rista_small_step_descends(beta):
         r = x - dict_adjoint(z, w, x.shape[-2:], padding=(1, 1))
         code = z.flatten(1).abs().sum(1)
         objs.append(beta / 2 * r.flatten(1).pow(2).sum(1) + (1 - beta) / 2 * smoothed_l1(r, eps) + lam * code)
-        l1_objs.append(beta / 2 * r.flatten(1).pow(2).sum(1) + (1 - beta) / 2 * r.flatten(1).abs().sum(1) + lam * code)
+        l1_objs.append(
+            beta / 2 * r.flatten(1).pow(2).sum(1) + (1 - beta) / 2 * r.flatten(1).abs().sum(1) + lam * code
+        )
     objs, l1_objs = torch.stack(objs), torch.stack(l1_objs)
     assert (objs[1:] <= objs[:-1] + 1e-10).all()
     slack = eps * x[0].numel()  # ρ_ε and |r| differ by at most ε·log(1+|r|/ε) per entry
@@ -134,8 +146,10 @@ def _operators(w, eps, beta):
     return {
         "vanilla": (lambda v: E(v), lambda x, d: E(d - x)),
         "robust": (lambda v: weight(v) * E(v), lambda x, d: 2 * eps * weight(x) ** 2 * E(d - x)),
-        "elastic": (lambda v: (beta + (1 - beta) * weight(v)) * E(v),
-                    lambda x, d: (beta + 2 * (1 - beta) * eps * weight(x) ** 2) * E(d - x)),
+        "elastic": (
+            lambda v: (beta + (1 - beta) * weight(v)) * E(v),
+            lambda x, d: (beta + 2 * (1 - beta) * eps * weight(x) ** 2) * E(d - x),
+        ),
     }
 
 
@@ -190,9 +204,9 @@ def test_detached_gradient_treats_w_as_constant():
     det = rista(x, w, n_steps=2, beta=beta, lam=lam, step=eta, eps=eps, w_grad="detached", **geom)
     ex = rista(x, w, n_steps=2, beta=beta, lam=lam, step=eta, eps=eps, w_grad="exact", **geom)
     assert torch.allclose(det, ex)
-    gd, = torch.autograd.grad((det * g).sum(), x)
-    gr, = torch.autograd.grad((frozen_rista(x) * g).sum(), x)
-    ge, = torch.autograd.grad((ex * g).sum(), x)
+    (gd,) = torch.autograd.grad((det * g).sum(), x)
+    (gr,) = torch.autograd.grad((frozen_rista(x) * g).sum(), x)
+    (ge,) = torch.autograd.grad((ex * g).sum(), x)
     assert torch.allclose(gd, gr, atol=1e-12)
     assert not torch.allclose(gd, ge, atol=1e-6)
 
@@ -211,8 +225,15 @@ def test_layer_normalization_and_auto_step():
     # unnormalized with step="auto" uses η = 1/‖A‖²
     layer.configure(normalize=False)
     layer.eval()  # eval: the stored norm is used as is
-    ref2 = rista(x, layer.weight.detach(), n_steps=3, beta=1.0, lam=0.1,
-                 step=1 / float(layer.dict_norm) ** 2, padding=1)
+    ref2 = rista(
+        x,
+        layer.weight.detach(),
+        n_steps=3,
+        beta=1.0,
+        lam=0.1,
+        step=1 / float(layer.dict_norm) ** 2,
+        padding=1,
+    )
     assert torch.allclose(layer(x), ref2, atol=1e-8)
 
 

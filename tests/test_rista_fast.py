@@ -1,4 +1,5 @@
 """The fast RISTA (hand-written backward) against the reference autograd RISTA, in float64."""
+
 import itertools
 import zlib
 
@@ -47,9 +48,15 @@ def _run(fn, x, w, kw, norm, **extra):
 KINDS = ["vanilla", "robust", "elastic", "elastic_majorize", "tensor_lam_step"]
 
 
-@pytest.mark.parametrize("stride,size,nonneg,w_grad,kind,recompute", [
-    (s, n, nn, wg, k, rc) for (s, n), nn, wg, k, rc in itertools.product(
-        [(1, 7), (1, 8), (2, 7), (2, 8)], [False, True], ["exact", "detached"], KINDS, [False, True])])
+@pytest.mark.parametrize(
+    "stride,size,nonneg,w_grad,kind,recompute",
+    [
+        (s, n, nn, wg, k, rc)
+        for (s, n), nn, wg, k, rc in itertools.product(
+            [(1, 7), (1, 8), (2, 7), (2, 8)], [False, True], ["exact", "detached"], KINDS, [False, True]
+        )
+    ],
+)
 def test_outputs_and_all_gradients_equal_reference(stride, size, nonneg, w_grad, kind, recompute):
     gen = torch.Generator().manual_seed(zlib.crc32(f"{stride}{size}{nonneg}{w_grad}{kind}".encode()))
     x = torch.randn(2, 3, size, size + 1, dtype=D64, generator=gen).requires_grad_()
@@ -61,10 +68,18 @@ def test_outputs_and_all_gradients_equal_reference(stride, size, nonneg, w_grad,
     results = []
     for fn in (rista, rista_fast):
         sc = _scalars(kind, beta_logit, lam_t)
-        leaves_now = leaves + [sc["step"]] if isinstance(sc["step"], torch.Tensor) and sc["step"].is_leaf else leaves
+        leaves_now = (
+            leaves + [sc["step"]] if isinstance(sc["step"], torch.Tensor) and sc["step"].is_leaf else leaves
+        )
         extra = dict(recompute=recompute) if fn is rista_fast else {}
-        z = _run(fn, x, w, dict(n_steps=3, eps=EPS, stride=stride, padding=1, nonneg=nonneg,
-                                w_grad=w_grad, **sc), norm, **extra)
+        z = _run(
+            fn,
+            x,
+            w,
+            dict(n_steps=3, eps=EPS, stride=stride, padding=1, nonneg=nonneg, w_grad=w_grad, **sc),
+            norm,
+            **extra,
+        )
         gz = torch.randn(z.shape, dtype=D64, generator=torch.Generator().manual_seed(7))
         grads = torch.autograd.grad((z * gz).sum(), leaves_now, allow_unused=True)
         results.append((z, grads))
@@ -83,12 +98,15 @@ def test_outputs_and_all_gradients_equal_reference(stride, size, nonneg, w_grad,
 
 @pytest.mark.parametrize("recompute", [False, True])
 @pytest.mark.parametrize("mode", ["vanilla", "robust", "elastic"])
-@pytest.mark.parametrize("options", [
-    dict(),                                          # defaults: normalize, step="majorize"
-    dict(normalize=False, step="auto", w_grad="detached"),
-    dict(step=0.3, nonneg=True, bias=True),
-    dict(groups=2, dilation=2, padding=2, stride=2),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),  # defaults: normalize, step="majorize"
+        dict(normalize=False, step="auto", w_grad="detached"),
+        dict(step=0.3, nonneg=True, bias=True),
+        dict(groups=2, dilation=2, padding=2, stride=2),
+    ],
+)
 def test_dictconv_fast_equals_reference(mode, options, recompute):
     options = dict(options)
     geom = {k: options.pop(k) for k in ("groups", "dilation", "padding", "stride", "bias") if k in options}
@@ -97,8 +115,9 @@ def test_dictconv_fast_equals_reference(mode, options, recompute):
     layers = {}
     for impl in ("reference", "fast"):
         torch.manual_seed(0)
-        layers[impl] = DictConv2d(4, 6, 3, mode=mode, n_steps=2, impl=impl, recompute=recompute,
-                                  **geom, **options).double()
+        layers[impl] = DictConv2d(
+            4, 6, 3, mode=mode, n_steps=2, impl=impl, recompute=recompute, **geom, **options
+        ).double()
     x = torch.rand(3, 4, 9, 8, dtype=D64)
     outs = {}
     for impl, layer in layers.items():
@@ -147,7 +166,7 @@ def test_double_backward_is_refused_on_fast_path_and_works_on_reference():
     x = torch.rand(1, 2, 6, 6, dtype=D64, requires_grad=True)
     for impl in ("fast", "reference"):
         layer = DictConv2d(2, 3, 3, padding=1, impl=impl).double()
-        gx, = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+        (gx,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
         if impl == "fast":
             with pytest.raises(RuntimeError):
                 gx.sum().backward()
@@ -176,7 +195,7 @@ def test_saved_memory_is_what_the_backward_needs():
     for impl, recompute in (("reference", False), ("fast", False), ("fast", True)):
         torch.manual_seed(0)
         layer = DictConv2d(8, 8, 3, padding=1, n_steps=2, impl=impl, recompute=recompute)
-        sizes[(impl, recompute)], _ = _saved_bytes(lambda: layer(x))
+        sizes[(impl, recompute)], _ = _saved_bytes(lambda layer=layer: layer(x))
     # fast: x, output, and per step z_t and r_t: 2 + 2·2 tensors (+ the small weight)
     assert sizes[("fast", False)] <= 6 * unit + 64 * 1024
     assert sizes[("reference", False)] > 2 * sizes[("fast", False)]
@@ -275,17 +294,30 @@ def test_layer_bench_writes_the_table(tmp_path):
 
     from edlnet.analysis import layer_bench
 
-    args = types.SimpleNamespace(batch=1, repeats=1, warmup=0, width=8, net_repeats=1, bf16_batch=1,
-                                 layer_sections="layers,networks,networks_bf16",
-                                 layer_networks="edlnet18,edlnet18_reference", threads=1,
-                                 precision="fp32", out=str(tmp_path))
+    args = types.SimpleNamespace(
+        batch=1,
+        repeats=1,
+        warmup=0,
+        width=8,
+        net_repeats=1,
+        bf16_batch=1,
+        layer_sections="layers,networks,networks_bf16",
+        layer_networks="edlnet18,edlnet18_reference",
+        threads=1,
+        precision="fp32",
+        out=str(tmp_path),
+    )
     assert layer_bench.run(args) == 0
     result = json.loads((tmp_path / "layer_bench.json").read_text())
     assert (tmp_path / "layer_bench.md").read_text().startswith("# Dictionary layers")
     assert (tmp_path / "config.yaml").exists()
     layers = result["layers"]
     assert {(r["channels"], r["memory_format"]) for r in layers} == {
-        (64, "contiguous"), (64, "channels_last"), (256, "contiguous"), (256, "channels_last")}
+        (64, "contiguous"),
+        (64, "channels_last"),
+        (256, "contiguous"),
+        (256, "channels_last"),
+    }
     by = {(r["channels"], r["memory_format"], r["variant"]): r for r in layers}
     assert all(r["time_s"] > 0 for r in layers)
     assert by[(64, "contiguous", "floor")]["ratio_to_floor"] == 1.0

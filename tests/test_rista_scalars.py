@@ -1,6 +1,7 @@
 """The fast path with tensor scalars (no host sync, no graph break): the same values as with
 numbers; fp16 convolutions keep the saved codes, hence the backward threshold masks, in fp32;
 ``torch.compile(fullgraph=True)`` of an EDLNet-18 forward+backward works on the CPU."""
+
 import copy
 
 import pytest
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 import edlnet
 from edlnet.layers.rista import rista
-from edlnet.layers.rista_fast import _Config, _Scalars, _forward, _threshold_, rista_fast
+from edlnet.layers.rista_fast import _Config, _forward, _Scalars, _threshold_, rista_fast
 
 D64 = torch.float64
 
@@ -28,7 +29,9 @@ def test_tensor_threshold_is_bitwise_softshrink():
         number = _threshold_(v.clone(), tau, False, [])
         tensor = _threshold_(v.clone(), torch.tensor(tau), False, [])
         assert torch.equal(number, tensor)
-        assert torch.equal(_threshold_(v.clone(), tau, True, []), _threshold_(v.clone(), torch.tensor(tau), True, []))
+        assert torch.equal(
+            _threshold_(v.clone(), tau, True, []), _threshold_(v.clone(), torch.tensor(tau), True, [])
+        )
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.35, 1.0])
@@ -46,8 +49,10 @@ def test_tensor_scalars_equal_numbers_and_reference(beta, w_grad, recompute):
     for as_tensor in (False, True):
         s = dict(beta=beta, lam=0.05, step=0.2, norm=1.7)
         if as_tensor:  # β only when the layer would learn it: β = 1 stays the vanilla constant
-            s = {k: (v if (k == "beta" and v == 1.0) else torch.tensor(v, dtype=D64, requires_grad=True))
-                 for k, v in s.items()}
+            s = {
+                k: (v if (k == "beta" and v == 1.0) else torch.tensor(v, dtype=D64, requires_grad=True))
+                for k, v in s.items()
+            }
         z = rista_fast(x, w, **kw, **s, recompute=recompute)
         leaves = [x, w] + [v for v in s.values() if isinstance(v, torch.Tensor)]
         grads = torch.autograd.grad((z * gz).sum(), leaves)
@@ -75,6 +80,7 @@ def test_dictconv_forward_keeps_scalars_as_tensors(monkeypatch):
 
     def refuse(self, *args, **kwargs):
         raise AssertionError("a tensor was read back to the host in the forward/backward pass")
+
     for name in ("__float__", "item", "tolist", "__bool__"):
         monkeypatch.setattr(torch.Tensor, name, refuse)
     layer(x).sum().backward()
@@ -85,14 +91,29 @@ def _codes(cd, keep=True):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 8, 8, generator=g) * 3e-7
     w = torch.randn(8, 3, 3, 3, generator=g) * 0.3
-    cfg = _Config(n_steps=3, eps=1e-7, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1,
-                  nonneg=False, exact=True, vanilla=True, recompute=False, state_dtype=torch.float32,
-                  conv_dtype=cd)
+    cfg = _Config(
+        n_steps=3,
+        eps=1e-7,
+        stride=(1, 1),
+        padding=(1, 1),
+        dilation=(1, 1),
+        groups=1,
+        nonneg=False,
+        exact=True,
+        vanilla=True,
+        recompute=False,
+        state_dtype=torch.float32,
+        conv_dtype=cd,
+    )
     sc = _Scalars(beta=1.0, lam=1e-8, step=0.2, norm=None)
     _, zs, _ = _forward(x, w.to(cd), cfg, sc, keep=keep)
     # the codes the iteration itself computed (in fp32) after t steps, t = 0..2
-    states = [_forward(x, w.to(cd), _Config(**{**cfg.__dict__, "n_steps": t}), sc, keep=False)[0]
-              if t else F.conv2d(x.to(cd), w.to(cd), None, 1, 1).float() for t in range(3)]
+    states = [
+        _forward(x, w.to(cd), _Config(**{**cfg.__dict__, "n_steps": t}), sc, keep=False)[0]
+        if t
+        else F.conv2d(x.to(cd), w.to(cd), None, 1, 1).float()
+        for t in range(3)
+    ]
     return zs, states
 
 

@@ -1,4 +1,5 @@
 """Training: objectives lower their loss, two-stage switch, resume equals uninterrupted, configs."""
+
 import math
 
 import pytest
@@ -11,9 +12,22 @@ from edlnet.train.objectives import Context
 
 
 def tiny_cfg(tmp_path, **kw):
-    base = dict(model="resnet10", model_kwargs={"width": 4}, dl="vanilla", switch_to_elastic_epoch=1,
-                epochs=2, train_subset=96, val_size=32, test_subset=32, batch_size=32, val_attack_steps=1,
-                attack_steps=2, out_dir=str(tmp_path), lr=0.05, seed=0)
+    base = dict(
+        model="resnet10",
+        model_kwargs={"width": 4},
+        dl="vanilla",
+        switch_to_elastic_epoch=1,
+        epochs=2,
+        train_subset=96,
+        val_size=32,
+        test_subset=32,
+        batch_size=32,
+        val_attack_steps=1,
+        attack_steps=2,
+        out_dir=str(tmp_path),
+        lr=0.05,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -75,13 +89,30 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_run_folder_contents(tmp_path):
     run = Trainer(tiny_cfg(tmp_path, epochs=1, switch_to_elastic_epoch=None), progress=False).fit()
-    for f in ("config.yaml", "environment.json", "metrics.jsonl", "train_results.json",
-              "checkpoints/last/model.safetensors", "checkpoints/last/train_state.safetensors",
-              "checkpoints/last/train_state.json", "checkpoints/last/metrics.jsonl", "checkpoints/last/manifest.json",
-              "checkpoints/best/model.json"):
+    for f in (
+        "config.yaml",
+        "environment.json",
+        "metrics.jsonl",
+        "train_results.json",
+        "checkpoints/last/model.safetensors",
+        "checkpoints/last/train_state.safetensors",
+        "checkpoints/last/train_state.json",
+        "checkpoints/last/metrics.jsonl",
+        "checkpoints/last/manifest.json",
+        "checkpoints/best/model.json",
+    ):
         assert (run / f).exists(), f
     rec = edlnet.records.read_jsonl(run / "metrics.jsonl")[0]
-    for key in ("epoch", "lr", "train_loss", "val_clean_acc", "val_robust_acc", "betas", "seconds", "images_per_s"):
+    for key in (
+        "epoch",
+        "lr",
+        "train_loss",
+        "val_clean_acc",
+        "val_robust_acc",
+        "betas",
+        "seconds",
+        "images_per_s",
+    ):
         assert key in rec
     assert edlnet.load(run / "checkpoints" / "best")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
@@ -94,7 +125,9 @@ def test_nan_loss_stops_with_message(tmp_path):
 
 def test_schedule():
     cfg = TrainConfig()
-    assert lr_at(cfg, 0) == 0.1 and abs(lr_at(cfg, 100) - 0.01) < 1e-12 and abs(lr_at(cfg, 150) - 0.001) < 1e-12
+    assert (
+        lr_at(cfg, 0) == 0.1 and abs(lr_at(cfg, 100) - 0.01) < 1e-12 and abs(lr_at(cfg, 150) - 0.001) < 1e-12
+    )
     cos = TrainConfig(schedule="cosine", epochs=10)
     assert lr_at(cos, 0) == 0.1 and lr_at(cos, 5) == pytest.approx(0.05)
 
@@ -126,6 +159,7 @@ def test_config_errors(tmp_path):
 
 def test_every_config_file_parses():
     from pathlib import Path
+
     root = Path(__file__).resolve().parents[1] / "configs"
     files = sorted(root.glob("*.yaml"))
     assert files, "configs/*.yaml missing"
@@ -136,7 +170,9 @@ def test_every_config_file_parses():
 @pytest.mark.parametrize("norm,eps", [("Linf", 8 / 255), ("L2", 0.5)])
 def test_training_adversary_stays_in_budget_and_raises_loss(norm, eps):
     import torch.nn.functional as F
+
     from edlnet.train.adversary import pgd_train
+
     model = edlnet.create_model("resnet10", width=4).eval()
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     loss = lambda out: F.cross_entropy(out, y, reduction="sum")
@@ -154,8 +190,7 @@ def test_compile_option_trains_like_eager(tmp_path):
     weights of an uncompiled run; a bad value is a config error."""
     runs = {}
     for name, compile_opt in (("plain", False), ("compiled", "eager")):
-        cfg = tiny_cfg(tmp_path / name, epochs=2, switch_to_elastic_epoch=1, compile=compile_opt,
-                       val_size=0)
+        cfg = tiny_cfg(tmp_path / name, epochs=2, switch_to_elastic_epoch=1, compile=compile_opt, val_size=0)
         trainer = Trainer(cfg, progress=False)
         runs[name] = trainer.fit()
         if compile_opt:
@@ -170,7 +205,18 @@ def test_compile_option_trains_like_eager(tmp_path):
 
 def test_cli_reports_divergence_in_one_line(tmp_path, capsys):
     from edlnet.cli import main
-    sets = ["model=resnet10", "model_kwargs.width=4", "dl=null", "train_subset=64", "val_size=0", "test_subset=8",
-            "batch_size=32", "epochs=1", "lr=1.0e+30", f"out_dir={tmp_path}"]
+
+    sets = [
+        "model=resnet10",
+        "model_kwargs.width=4",
+        "dl=null",
+        "train_subset=64",
+        "val_size=0",
+        "test_subset=8",
+        "batch_size=32",
+        "epochs=1",
+        "lr=1.0e+30",
+        f"out_dir={tmp_path}",
+    ]
     assert main(["train", "--no-progress", *[a for s in sets for a in ("--set", s)]]) == 1
     assert "edlnet train: stopped: loss became" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Training state files: exact round trip without pickle, old ``train_state.pt`` folders still
 resume, and a crafted pickle in a run folder is refused, not executed."""
+
 import json
 import math
 import random
@@ -8,14 +9,20 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from test_train import tiny_cfg
 
 import edlnet
 from edlnet.checkpoint import CheckpointError
 from edlnet.train.loop import Trainer, train
-from edlnet.train.state import (LEGACY_STATE, STATE_JSON, STATE_TENSORS, decode, encode, read_train_state,
-                                write_train_state)
-
-from test_train import tiny_cfg
+from edlnet.train.state import (
+    LEGACY_STATE,
+    STATE_JSON,
+    STATE_TENSORS,
+    decode,
+    encode,
+    read_train_state,
+    write_train_state,
+)
 
 
 def test_encoding_round_trips_rng_states_and_optimizer_structure(tmp_path):
@@ -26,9 +33,19 @@ def test_encoding_round_trips_rng_states_and_optimizer_structure(tmp_path):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9)
     opt.param_groups[0]["params"][0].grad = torch.ones(3)
     opt.step()
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "optimizer": opt.state_dict(), "best": -math.inf, "nan": math.nan, "tiny": 5e-324,
-             "pi": math.pi, "__odd_key": 1, "nested": {(1, 2): [None, True, 7]}, "np_int": np.int64(4)}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "optimizer": opt.state_dict(),
+        "best": -math.inf,
+        "nan": math.nan,
+        "tiny": 5e-324,
+        "pi": math.pi,
+        "__odd_key": 1,
+        "nested": {(1, 2): [None, True, 7]},
+        "np_int": np.int64(4),
+    }
     write_train_state(tmp_path, state)
     assert {p.name for p in tmp_path.iterdir()} == {STATE_JSON, STATE_TENSORS}
     json.loads((tmp_path / STATE_JSON).read_text())  # strict JSON: no NaN/Infinity literals
@@ -47,8 +64,15 @@ def test_encoding_round_trips_rng_states_and_optimizer_structure(tmp_path):
     assert np.array_equal(b, np.random.normal(size=3))
     assert torch.equal(back["torch"], state["torch"])
     assert back["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
-    assert torch.equal(back["optimizer"]["state"][0]["momentum_buffer"], state["optimizer"]["state"][0]["momentum_buffer"])
-    assert back["best"] == -math.inf and math.isnan(back["nan"]) and back["tiny"] == 5e-324 and back["pi"] == math.pi
+    assert torch.equal(
+        back["optimizer"]["state"][0]["momentum_buffer"], state["optimizer"]["state"][0]["momentum_buffer"]
+    )
+    assert (
+        back["best"] == -math.inf
+        and math.isnan(back["nan"])
+        and back["tiny"] == 5e-324
+        and back["pi"] == math.pi
+    )
     assert back["__odd_key"] == 1 and back["nested"] == {(1, 2): [None, True, 7]}
     assert back["np_int"] == 4 and isinstance(back["np_int"], np.int64)
     with pytest.raises(TypeError, match="cannot store"):
@@ -60,7 +84,9 @@ def _legacy_run(tmp_path, extra_line: bool):
     """A run folder as edlnet wrote it before this format: ``checkpoints/last`` with
     ``train_state.pt`` (torch.save of the state dict, NumPy RNG state inside), no manifest, no
     metrics copy, written file by file."""
-    run = Trainer(tiny_cfg(tmp_path / "old", epochs=3, switch_to_elastic_epoch=1), progress=False).fit(stop_after=2)
+    run = Trainer(tiny_cfg(tmp_path / "old", epochs=3, switch_to_elastic_epoch=1), progress=False).fit(
+        stop_after=2
+    )
     last = run / "checkpoints" / "last"
     state = read_train_state(last)
     torch.save(state, last / LEGACY_STATE)
@@ -112,7 +138,9 @@ def test_crafted_pickle_in_a_run_folder_is_not_executed(tmp_path):
 
 
 def test_new_format_ignores_a_stray_pickle(tmp_path):
-    run = Trainer(tiny_cfg(tmp_path, epochs=1, switch_to_elastic_epoch=None, val_size=0), progress=False).fit()
+    run = Trainer(
+        tiny_cfg(tmp_path, epochs=1, switch_to_elastic_epoch=None, val_size=0), progress=False
+    ).fit()
     marker = tmp_path / "pwned"
     torch.save({"payload": _WritesAMarker(marker)}, run / "checkpoints" / "last" / LEGACY_STATE)
     state = read_train_state(run / "checkpoints" / "last")

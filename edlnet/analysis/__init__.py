@@ -11,11 +11,23 @@ Each analysis is also a plain function of models and tensors (``convergence.laye
 ``embeddings.embedding_differences``, ``influence.influence``, ``pursuit_metrics.frame_metrics``,
 …) for use without files.
 """
+
 from .context import AnalysisContext, Settings
 from .result import AnalysisResult
 from .runner import ANALYSES, analyze, build_context
 from .sources import ModelSource, load_source
 from .tables import Table, read_table, write_table
 
-__all__ = ["ANALYSES", "AnalysisContext", "AnalysisResult", "ModelSource", "Settings", "Table",
-           "analyze", "build_context", "load_source", "read_table", "write_table"]
+__all__ = [
+    "ANALYSES",
+    "AnalysisContext",
+    "AnalysisResult",
+    "ModelSource",
+    "Settings",
+    "Table",
+    "analyze",
+    "build_context",
+    "load_source",
+    "read_table",
+    "write_table",
+]

@@ -4,6 +4,7 @@ Attacked inputs come from the library's PGD under both reweighting-gradient poli
 per-example worst case kept (``Adaptive``), because either policy alone can under-attack a
 dictionary network (DESIGN.md). Random noises are seeded so every analysis sees the same ones.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,9 @@ from torch import nn
 from ..attacks import PGD, Adaptive, AttackResult
 
 
-def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: str = "8/255",
-               steps: int = 10, seed: int = 0) -> AttackResult:
+def pgd_attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: str = "8/255", steps: int = 10, seed: int = 0
+) -> AttackResult:
     """ℓ∞ PGD-``steps`` at ``eps`` (pixels), worst case over the ``w_grad`` policies."""
     return Adaptive(PGD(model, eps=eps, norm="Linf", steps=steps, seed=seed)).run(x, y)
 
@@ -26,8 +28,10 @@ def parse_noise(spec: str) -> tuple[str, float]:
     kind, _, level = spec.partition(":")
     kind = kind.strip().lower()
     if kind not in NOISE_KINDS or (kind != "clean" and not level):
-        raise ValueError(f"unknown noise {spec!r}; write clean, gaussian:STD, impulse:FRACTION "
-                         "or sign:EPS (e.g. gaussian:0.08)")
+        raise ValueError(
+            f"unknown noise {spec!r}; write clean, gaussian:STD, impulse:FRACTION "
+            "or sign:EPS (e.g. gaussian:0.08)"
+        )
     try:
         return kind, float(level) if level else 0.0
     except ValueError:

@@ -10,15 +10,17 @@ mode (batch statistics, the dictionary norm refresh) with a cross-entropy loss, 
 step without the optimizer. CUDA work is synchronized before the clock is read. Precision:
 fp32, or bf16 autocast. Peak memory: see :mod:`edlnet.analysis.memory`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +46,7 @@ class BenchSettings:
     modes: tuple[str, ...] = MODES
     precision: str = "fp32"
     device: str = "auto"
-    n_steps: int | None = None     # RISTA steps (None: the layer default)
+    n_steps: int | None = None  # RISTA steps (None: the layer default)
     seed: int = 0
 
     def validate(self) -> None:
@@ -59,10 +61,12 @@ class BenchSettings:
             raise ValueError(f"unknown dictionary mode(s) {bad}; use vanilla, robust, elastic")
 
 
-def time_round_robin(cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-                     device: torch.device = torch.device("cpu")) -> dict[str, dict[str, float]]:
+def time_round_robin(
+    cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: torch.device | None = None
+) -> dict[str, dict[str, float]]:
     """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
     drifts during the run hits every case alike); seconds per call (median, minimum, count)."""
+    device = torch.device("cpu") if device is None else device
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for fn in cases.values():
         for _ in range(warmup):
@@ -78,8 +82,7 @@ def time_round_robin(cases: dict[str, Callable[[], Any]], repeats: int, warmup: 
     return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
 
 
-def median_seconds(fn: Callable[[], None], repeats: int, warmup: int,
-                   device: torch.device) -> float:
+def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:
     """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
     return time_round_robin({"fn": fn}, repeats, warmup, device)["fn"]["median_s"]
 
@@ -91,8 +94,9 @@ def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
     return contextlib.nullcontext
 
 
-def bench_one(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: BenchSettings,
-              device: torch.device) -> dict[str, Any]:
+def bench_one(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: BenchSettings, device: torch.device
+) -> dict[str, Any]:
     """Forward and forward+backward medians and peak memory of one model."""
     cast = autocast_for(s.precision, device)
 
@@ -116,9 +120,15 @@ def bench_one(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, s: Bench
     model.train()
     step = median_seconds(train_step, s.repeats, s.warmup, device)
     step_mem, _ = peak_step_memory(train_step, device)
-    return {"forward_ms": fwd * 1e3, "forward_backward_ms": step * 1e3,
-            "forward_images_per_s": s.batch / fwd, "train_images_per_s": s.batch / step,
-            "forward_peak_mb": fwd_mem, "train_peak_mb": step_mem, "memory_method": method}
+    return {
+        "forward_ms": fwd * 1e3,
+        "forward_backward_ms": step * 1e3,
+        "forward_images_per_s": s.batch / fwd,
+        "train_images_per_s": s.batch / step,
+        "forward_peak_mb": fwd_mem,
+        "train_peak_mb": step_mem,
+        "memory_method": method,
+    }
 
 
 def configurations(s: BenchSettings) -> list[tuple[int, str]]:
@@ -138,8 +148,10 @@ def run_bench(s: BenchSettings, log: bool = True) -> dict[str, Any]:
     plain = create_model(s.model, width=s.width)
     available = sum(isinstance(m, torch.nn.Conv2d) for m in plain.modules())
     if max(s.layers_list, default=0) > available:
-        raise ValueError(f"{s.model} has only {available} convolutions to replace, asked for "
-                         f"{max(s.layers_list)}; lower --layers-list")
+        raise ValueError(
+            f"{s.model} has only {available} convolutions to replace, asked for "
+            f"{max(s.layers_list)}; lower --layers-list"
+        )
     dl_kwargs = {} if s.n_steps is None else {"n_steps": s.n_steps}
     gen = torch.Generator().manual_seed(s.seed)
     x = torch.rand(s.batch, 3, 32, 32, generator=gen).to(device)
@@ -155,41 +167,68 @@ def run_bench(s: BenchSettings, log: bool = True) -> dict[str, Any]:
         timing = bench_one(model.to(device), x, y, s, device)
         rows.append({"layers": n, "mode": mode, **timing, "paper_ms": table7_ms(mode, n)})
         if log:
-            print(f"bench: {n:2d} layers {mode:8s} forward {timing['forward_ms']:.2f} ms, "
-                  f"forward+backward {timing['forward_backward_ms']:.2f} ms", file=sys.stderr,
-                  flush=True)
+            print(
+                f"bench: {n:2d} layers {mode:8s} forward {timing['forward_ms']:.2f} ms, "
+                f"forward+backward {timing['forward_backward_ms']:.2f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
         del model
     base = next((r for r in rows if r["layers"] == 0), None)
     for r in rows:
         r["forward_ratio"] = r["forward_ms"] / base["forward_ms"] if base else None
         r["paper_ratio"] = (r["paper_ms"] / table7_ms("resnet", 0)) if r["paper_ms"] else None
-    return {"settings": {**asdict(s), "layers_list": list(s.layers_list), "modes": list(s.modes),
-                         "device_resolved": str(device)},
-            "environment": environment(), "finished": timestamp(), "rows": rows,
-            "paper": {"source": TABLE7_SOURCE}}
+    return {
+        "settings": {
+            **asdict(s),
+            "layers_list": list(s.layers_list),
+            "modes": list(s.modes),
+            "device_resolved": str(device),
+        },
+        "environment": environment(),
+        "finished": timestamp(),
+        "rows": rows,
+        "paper": {"source": TABLE7_SOURCE},
+    }
 
 
 def bench_tables(record: dict[str, Any]) -> list[Table]:
     """The detailed table and a Table 7-shaped comparison with the paper."""
     s = record["settings"]
     rows = record["rows"]
-    what = (f"{s['model']} width {s['width']}, batch {s['batch']}, {s['precision']}, "
-            f"{s['device_resolved']}, median of {s['repeats']} after {s['warmup']} warm-up")
+    what = (
+        f"{s['model']} width {s['width']}, batch {s['batch']}, {s['precision']}, "
+        f"{s['device_resolved']}, median of {s['repeats']} after {s['warmup']} warm-up"
+    )
     detail = Table(
-        name="bench_rows", title=f"Running time per batch (Table 7) — {what}",
-        columns=["layers", "mode", "forward_ms", "forward_backward_ms", "forward_images_per_s",
-                 "train_images_per_s", "forward_peak_mb", "train_peak_mb", "forward_ratio",
-                 "paper_ms", "paper_ratio"],
+        name="bench_rows",
+        title=f"Running time per batch (Table 7) — {what}",
+        columns=[
+            "layers",
+            "mode",
+            "forward_ms",
+            "forward_backward_ms",
+            "forward_images_per_s",
+            "train_images_per_s",
+            "forward_peak_mb",
+            "train_peak_mb",
+            "forward_ratio",
+            "paper_ms",
+            "paper_ratio",
+        ],
         rows=rows,
-        notes=["layers: the first N convolutions of the model (module order) replaced by "
-               "dictionary layers of the given mode; 0 = the plain ResNet.",
-               "forward: eval mode, no_grad; forward_backward: training mode, cross-entropy "
-               "backward (no optimizer step).",
-               f"peak memory: {rows[0]['memory_method'] if rows else '–'} (MB added by the step).",
-               "forward_ratio = forward time / the plain ResNet's; paper_ratio the same for the "
-               "paper's numbers: ratios, not milliseconds, are comparable across machines.",
-               f"paper: {record['paper']['source']}."],
-        meta={"settings": s})
+        notes=[
+            "layers: the first N convolutions of the model (module order) replaced by "
+            "dictionary layers of the given mode; 0 = the plain ResNet.",
+            "forward: eval mode, no_grad; forward_backward: training mode, cross-entropy "
+            "backward (no optimizer step).",
+            f"peak memory: {rows[0]['memory_method'] if rows else '–'} (MB added by the step).",
+            "forward_ratio = forward time / the plain ResNet's; paper_ratio the same for the "
+            "paper's numbers: ratios, not milliseconds, are comparable across machines.",
+            f"paper: {record['paper']['source']}.",
+        ],
+        meta={"settings": s},
+    )
     pivot = []
     for n in sorted({r["layers"] for r in rows}):
         row: dict[str, Any] = {"layers": n}
@@ -199,9 +238,12 @@ def bench_tables(record: dict[str, Any]) -> list[Table]:
             row[f"{mode}_paper_ms"] = table7_ms(mode, n)
         pivot.append(row)
     comparison = Table(
-        name="bench_table7", title="Forward time (ms) next to the paper's Table 7",
+        name="bench_table7",
+        title="Forward time (ms) next to the paper's Table 7",
         columns=["layers", "vanilla_ms", "vanilla_paper_ms", "elastic_ms", "elastic_paper_ms"],
-        rows=pivot, notes=[f"Ours: {what}. Paper: {record['paper']['source']}."])
+        rows=pivot,
+        notes=[f"Ours: {what}. Paper: {record['paper']['source']}."],
+    )
     return [detail, comparison]
 
 

@@ -1,5 +1,6 @@
 """β of every dictionary layer: over the epochs (from the run's metrics.jsonl) and at the end
 (from the checkpoint). β = 1 is Vanilla DL (ℓ2 fidelity), β = 0 Robust DL (ℓ1 fidelity)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,11 +14,13 @@ from .run_files import metrics, switch_epoch
 from .tables import Table
 
 
-def final_betas(model) -> list[dict[str, Any]]:  # noqa: ANN001 - any nn.Module
+def final_betas(model) -> list[dict[str, Any]]:
     """Per layer: its mode, the β RISTA uses now (1/0 in vanilla/robust mode) and the learned
     elastic β (sigmoid of the parameter, which the Vanilla stage leaves at its initial value)."""
-    return [{"layer": name, "mode": m.mode, "beta": m.beta_value(), "learned_beta": learned_beta(m)}
-            for name, m in dict_layers(model)]
+    return [
+        {"layer": name, "mode": m.mode, "beta": m.beta_value(), "learned_beta": learned_beta(m)}
+        for name, m in dict_layers(model)
+    ]
 
 
 def epoch_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -27,19 +30,28 @@ def epoch_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str,
         for name in r.get("betas") or {}:
             if name not in layers:
                 layers.append(name)
-    rows = [{"epoch": r["epoch"], "mode": r.get("mode"),
-             **{n: (r.get("betas") or {}).get(n) for n in layers}} for r in records]
+    rows = [
+        {"epoch": r["epoch"], "mode": r.get("mode"), **{n: (r.get("betas") or {}).get(n) for n in layers}}
+        for r in records
+    ]
     return layers, rows
 
 
-def betas_figure(layers: list[str], rows: list[dict[str, Any]], final: list[dict[str, Any]],
-                 switch: int | None, label: str):
+def betas_figure(
+    layers: list[str], rows: list[dict[str, Any]], final: list[dict[str, Any]], switch: int | None, label: str
+):
     fig, axes = new_figure(1, 2, size=(5.0, 3.4))
     over, end = axes[0]
     palette = depth_colors(len(layers))
     for color, name in zip(palette, layers):
-        over.plot([r["epoch"] for r in rows], [r[name] for r in rows], color=color,
-                  marker="o" if len(rows) < 30 else None, markersize=3, linewidth=1)
+        over.plot(
+            [r["epoch"] for r in rows],
+            [r[name] for r in rows],
+            color=color,
+            marker="o" if len(rows) < 30 else None,
+            markersize=3,
+            linewidth=1,
+        )
     mark_switch(over, None if switch is None else switch - 0.5)
     over.set_xlabel("epoch")
     over.set_ylabel("β")
@@ -64,18 +76,30 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
     records = metrics(s.run_dir) if s.run_dir is not None else []
     layers, rows = epoch_rows(records)
     switch = switch_epoch(records)
-    result.tables.append(Table(
-        name="betas_final", title=f"β per layer at the end — {s.label}",
-        columns=["layer", "mode", "beta", "learned_beta"], rows=final,
-        notes=["beta: the β the layer uses now (1 in Vanilla mode, 0 in Robust mode); "
-               "learned_beta: sigmoid of the layer's β parameter, read from the checkpoint "
-               f"{s.checkpoint}."]))
+    result.tables.append(
+        Table(
+            name="betas_final",
+            title=f"β per layer at the end — {s.label}",
+            columns=["layer", "mode", "beta", "learned_beta"],
+            rows=final,
+            notes=[
+                "beta: the β the layer uses now (1 in Vanilla mode, 0 in Robust mode); "
+                "learned_beta: sigmoid of the layer's β parameter, read from the checkpoint "
+                f"{s.checkpoint}."
+            ],
+        )
+    )
     if rows:
-        result.tables.append(Table(
-            name="betas_epochs", title=f"β per layer over epochs — {s.label}",
-            columns=["epoch", "mode", *layers], rows=rows,
-            notes=["As logged in metrics.jsonl at the end of every epoch."],
-            meta={"switch_epoch": switch}))
+        result.tables.append(
+            Table(
+                name="betas_epochs",
+                title=f"β per layer over epochs — {s.label}",
+                columns=["epoch", "mode", *layers],
+                rows=rows,
+                notes=["As logged in metrics.jsonl at the end of every epoch."],
+                meta={"switch_epoch": switch},
+            )
+        )
     else:
         result.notes.append("no metrics.jsonl: only the final β is shown")
     result.figures["betas"] = betas_figure(layers, rows, final, switch, s.label)

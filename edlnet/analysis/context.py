@@ -1,5 +1,6 @@
 """The shared state of one ``edlnet analyze`` call: the models, the images, the settings and
 a cache of attacked inputs, so several analyses reuse one attack per model."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,8 +15,17 @@ from .sources import ModelSource
 
 # The analyses ``edlnet analyze --what`` knows (runner.ANALYSES implements them); listed here so
 # building the command-line parser does not import matplotlib.
-ANALYSIS_NAMES = ("convergence", "embeddings", "perturbations", "noise-recovery", "betas",
-                  "lambda-sweep", "curves", "influence", "pursuit")
+ANALYSIS_NAMES = (
+    "convergence",
+    "embeddings",
+    "perturbations",
+    "noise-recovery",
+    "betas",
+    "lambda-sweep",
+    "curves",
+    "influence",
+    "pursuit",
+)
 DEFAULT_NOISES = ("clean", "gaussian:0.08", "gaussian:0.18", "impulse:0.03", "impulse:0.09")
 DEFAULT_LAMS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -25,16 +35,16 @@ class Settings:
     """Every knob of the analyses (recorded in each table's ``meta``)."""
 
     n_images: int = 8
-    eps: str = "8/255"            # ℓ∞ budget of the attacks, pixels
-    attack_steps: int = 10        # PGD steps
+    eps: str = "8/255"  # ℓ∞ budget of the attacks, pixels
+    attack_steps: int = 10  # PGD steps
     seed: int = 0
-    n_steps: int | None = None    # convergence: RISTA steps to run (None: each layer's own)
-    max_steps: int = 4            # influence: n_steps = 0..max_steps through the real layer
-    fd_step: float = 1e-4         # influence: central finite-difference step (float64)
+    n_steps: int | None = None  # convergence: RISTA steps to run (None: each layer's own)
+    max_steps: int = 4  # influence: n_steps = 0..max_steps through the real layer
+    fd_step: float = 1e-4  # influence: central finite-difference step (float64)
     lams: tuple[float, ...] = DEFAULT_LAMS
     noises: tuple[str, ...] = DEFAULT_NOISES
-    probe_size: int = 8           # pursuit: global dictionary for (3, s, s) inputs
-    max_picture_layers: int = 8   # embeddings picture: layers shown
+    probe_size: int = 8  # pursuit: global dictionary for (3, s, s) inputs
+    max_picture_layers: int = 8  # embeddings picture: layers shown
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -62,11 +72,14 @@ class AnalysisContext:
         key = id(source.model)
         if key not in self._attacks:
             s = self.settings
-            self._attacks[key] = pgd_attack(source.model, self.x, self.y, s.eps, s.attack_steps,
-                                            s.seed)
+            self._attacks[key] = pgd_attack(source.model, self.x, self.y, s.eps, s.attack_steps, s.seed)
         return self._attacks[key]
 
     def attack_meta(self) -> dict[str, Any]:
         s = self.settings
-        return {"attack": f"PGD-{s.attack_steps} Linf, worst case over w_grad exact/detached",
-                "eps": s.eps, "seed": s.seed, "n_images": int(self.x.shape[0])}
+        return {
+            "attack": f"PGD-{s.attack_steps} Linf, worst case over w_grad exact/detached",
+            "eps": s.eps,
+            "seed": s.seed,
+            "n_images": int(self.x.shape[0]),
+        }

@@ -7,6 +7,7 @@ forward pass of the clean or the attacked images) and re-solved with ``return_te
 forward that produces the inputs still uses the layers' own settings), to show where the
 iteration is heading beyond the unrolled depth.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,18 +22,23 @@ from .plotting import add_depth_colorbar, depth_colors, new_figure
 from .result import AnalysisResult
 from .tables import Table
 
-TERMS = (("total", "Eq. 12 objective"), ("residual_l2_sq", "‖x − Â*(z)‖²"),
-         ("residual_l1", "‖x − Â*(z)‖₁"), ("code_l1", "‖z‖₁"))
+TERMS = (
+    ("total", "Eq. 12 objective"),
+    ("residual_l2_sq", "‖x − Â*(z)‖²"),
+    ("residual_l1", "‖x − Â*(z)‖₁"),
+    ("code_l1", "‖z‖₁"),
+)
 
 
 @torch.no_grad()
-def layer_terms(model: nn.Module, x: torch.Tensor, n_steps: int | None = None
-                ) -> dict[str, RistaTerms]:
+def layer_terms(model: nn.Module, x: torch.Tensor, n_steps: int | None = None) -> dict[str, RistaTerms]:
     """Per dictionary layer, the :class:`RistaTerms` (steps + 1, N) of its own input."""
     layers = dict_layers(model)
     if not layers:
-        raise ValueError("convergence needs dictionary layers; the model has none (train one "
-                         "with dl=vanilla|elastic, or convert it with edlnet.convert)")
+        raise ValueError(
+            "convergence needs dictionary layers; the model has none (train one "
+            "with dl=vanilla|elastic, or convert it with edlnet.convert)"
+        )
     with capture_layers(model) as records:
         model(x)
     out: dict[str, RistaTerms] = {}
@@ -65,29 +71,38 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
             result.notes.append(f"{source.label}: no dictionary layers, skipped")
             continue
         x_adv = ctx.attacked(source).x_adv
-        terms = {"clean": layer_terms(source.model, ctx.x, ctx.settings.n_steps),
-                 "attacked": layer_terms(source.model, x_adv, ctx.settings.n_steps)}
+        terms = {
+            "clean": layer_terms(source.model, ctx.x, ctx.settings.n_steps),
+            "attacked": layer_terms(source.model, x_adv, ctx.settings.n_steps),
+        }
         rows += convergence_table(terms, source.label)
         stem = f"convergence{'' if i == 0 else f'_{i}'}"
         result.figures[stem] = _figure(terms, source.label)
-        result.captions[stem] = (f"Figure 6: RISTA objective and terms per step relative to step "
-                                 f"0, every layer (colour = depth), clean (solid) and attacked "
-                                 f"(dashed) — {source.label}")
+        result.captions[stem] = (
+            f"Figure 6: RISTA objective and terms per step relative to step "
+            f"0, every layer (colour = depth), clean (solid) and attacked "
+            f"(dashed) — {source.label}"
+        )
     if not rows:
         raise ValueError("convergence: none of the models has dictionary layers")
-    result.tables.append(Table(
-        name="convergence", title="RISTA convergence per layer (Figure 6)",
-        columns=["model", "layer", "input", "step", "total", "residual_l2_sq", "residual_l1",
-                 "code_l1"],
-        rows=rows,
-        notes=["Batch means of the per-example terms of the problem each layer solves, on the "
-               "spectrally normalized dictionary Â = A/‖A‖₂ (λ and ε in the units of the "
-               "layer input); step 0 is z₀ = A(x).",
-               "total = β/2·‖x − Â*(z)‖² + (1−β)/2·‖x − Â*(z)‖₁ + λ‖z‖₁ with the layer's β "
-               "(1 for Vanilla layers).",
-               "input = the layer's input inside the network for the clean or the attacked "
-               "images (PGD on the same model)."],
-        meta={**ctx.attack_meta(), "n_steps": ctx.settings.n_steps}))
+    result.tables.append(
+        Table(
+            name="convergence",
+            title="RISTA convergence per layer (Figure 6)",
+            columns=["model", "layer", "input", "step", "total", "residual_l2_sq", "residual_l1", "code_l1"],
+            rows=rows,
+            notes=[
+                "Batch means of the per-example terms of the problem each layer solves, on the "
+                "spectrally normalized dictionary Â = A/‖A‖₂ (λ and ε in the units of the "
+                "layer input); step 0 is z₀ = A(x).",
+                "total = β/2·‖x − Â*(z)‖² + (1−β)/2·‖x − Â*(z)‖₁ + λ‖z‖₁ with the layer's β "
+                "(1 for Vanilla layers).",
+                "input = the layer's input inside the network for the clean or the attacked "
+                "images (PGD on the same model).",
+            ],
+            meta={**ctx.attack_meta(), "n_steps": ctx.settings.n_steps},
+        )
+    )
     return result
 
 
@@ -99,8 +114,13 @@ def _figure(terms: dict[str, dict[str, RistaTerms]], label: str):
         for which, style in (("clean", "-"), ("attacked", "--")):
             for color, name in zip(palette, names):
                 values = getattr(terms[which][name], key).mean(1)
-                ax.plot(range(len(values)), (values / values[0].clamp_min(1e-30)).numpy(),
-                        style, color=color, linewidth=1)
+                ax.plot(
+                    range(len(values)),
+                    (values / values[0].clamp_min(1e-30)).numpy(),
+                    style,
+                    color=color,
+                    linewidth=1,
+                )
         ax.set_title(title)
         ax.set_xlabel("RISTA step t")
     axes[0][0].set_ylabel("value / value at t = 0")

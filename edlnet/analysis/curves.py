@@ -1,6 +1,7 @@
 """Training curves (Figures 2 and 12–14 of the Elastic DL paper): clean and robust accuracy on
 the training and the validation data over epochs, with the Vanilla→Elastic switch marked;
 several runs overlay in one figure (Figure 14)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,23 +13,43 @@ from .result import AnalysisResult
 from .run_files import metrics, switch_epoch
 from .tables import Table
 
-SERIES = (("train_clean_acc", "train clean"), ("train_adv_acc", "train adversarial"),
-          ("val_clean_acc", "validation clean"), ("val_robust_acc", "validation robust (PGD)"))
-COLUMNS = ["epoch", "mode", "lr", "train_loss", "train_clean_acc", "train_adv_acc",
-           "val_clean_acc", "val_robust_acc", "seconds"]
+SERIES = (
+    ("train_clean_acc", "train clean"),
+    ("train_adv_acc", "train adversarial"),
+    ("val_clean_acc", "validation clean"),
+    ("val_robust_acc", "validation robust (PGD)"),
+)
+COLUMNS = [
+    "epoch",
+    "mode",
+    "lr",
+    "train_loss",
+    "train_clean_acc",
+    "train_adv_acc",
+    "val_clean_acc",
+    "val_robust_acc",
+    "seconds",
+]
 
 
 def curves_table(records: list[dict[str, Any]], label: str) -> Table:
     """One row per epoch, the numbers exactly as in metrics.jsonl."""
     rows = [{"run": label, **{c: r.get(c) for c in COLUMNS}} for r in records]
     switch = switch_epoch(records)
-    return Table(name="training_curves", title=f"Training curves — {label}",
-                 columns=["run", *COLUMNS], rows=rows,
-                 notes=[f"Vanilla→Elastic switch at epoch {switch} (first Elastic epoch)."
-                        if switch else "No Vanilla→Elastic switch in this run.",
-                        "Validation robust accuracy is the training loop's PGD check on the "
-                        "held-out split (see the run's config: val_attack_steps, eps)."],
-                 meta={"switch_epoch": switch})
+    return Table(
+        name="training_curves",
+        title=f"Training curves — {label}",
+        columns=["run", *COLUMNS],
+        rows=rows,
+        notes=[
+            f"Vanilla→Elastic switch at epoch {switch} (first Elastic epoch)."
+            if switch
+            else "No Vanilla→Elastic switch in this run.",
+            "Validation robust accuracy is the training loop's PGD check on the "
+            "held-out split (see the run's config: val_attack_steps, eps).",
+        ],
+        meta={"switch_epoch": switch},
+    )
 
 
 def curves_figure(runs: dict[str, list[dict[str, Any]]]):
@@ -42,17 +63,23 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]]):
             ax = clean_ax if "clean" in key else robust_ax
             values = [r.get(key) for r in records]
             if any(v is not None for v in values):
-                ax.plot(epochs, [float("nan") if v is None else v for v in values],
-                        marker="o" if len(epochs) < 30 else None, markersize=3,
-                        linestyle="-" if key.startswith("val") else ":",
-                        label=f"{name} — {label}" if len(runs) > 1 else name)
+                ax.plot(
+                    epochs,
+                    [float("nan") if v is None else v for v in values],
+                    marker="o" if len(epochs) < 30 else None,
+                    markersize=3,
+                    linestyle="-" if key.startswith("val") else ":",
+                    label=f"{name} — {label}" if len(runs) > 1 else name,
+                )
         loss_ax.plot(epochs, [r.get("train_loss") for r in records], label=label)
         switch = switch_epoch(records)
         for ax in axes[0]:
             first = ax is clean_ax and not switch_labelled
-            mark_switch(ax, None if switch is None else switch - 0.5,
-                        label=f"Vanilla→Elastic{'' if len(runs) == 1 else ' switch'}"
-                        if first else None)
+            mark_switch(
+                ax,
+                None if switch is None else switch - 0.5,
+                label=f"Vanilla→Elastic{'' if len(runs) == 1 else ' switch'}" if first else None,
+            )
         switch_labelled = switch_labelled or switch is not None
     clean_ax.set_title("clean accuracy")
     robust_ax.set_title("robust / adversarial accuracy")
@@ -70,8 +97,10 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
     for s in ctx.sources:
         if s.run_dir is None:
             if s is ctx.target:
-                raise ValueError(f"curves need a run folder with metrics.jsonl; {s.checkpoint} "
-                                 "is a bare checkpoint (pass the run folder instead)")
+                raise ValueError(
+                    f"curves need a run folder with metrics.jsonl; {s.checkpoint} "
+                    "is a bare checkpoint (pass the run folder instead)"
+                )
             result.notes.append(f"{s.label}: not from a run folder, no curves")
             continue
         runs[s.label] = metrics(s.run_dir)
@@ -80,12 +109,14 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
             table.name = f"training_curves_{len(runs) - 1}"
         result.tables.append(table)
     result.figures["training_curves"] = curves_figure(runs)
-    result.captions["training_curves"] = ("Figures 2, 12–14: clean and robust accuracy over "
-                                          "epochs, Vanilla→Elastic switch dashed")
+    result.captions["training_curves"] = (
+        "Figures 2, 12–14: clean and robust accuracy over epochs, Vanilla→Elastic switch dashed"
+    )
     return result
 
 
 def write_curves(run_dirs: dict[str, Path], path: Path) -> Path:
     """Render the curves of several runs (label → run folder) into one PNG (for the report)."""
     from .plotting import save_figure
+
     return save_figure(curves_figure({k: metrics(v) for k, v in run_dirs.items()}), path)

@@ -1,5 +1,6 @@
 """A tiny document model for the report: a list of blocks rendered twice, as Markdown (images
 linked by relative path) and as one self-contained HTML file (images embedded as base64)."""
+
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,7 @@ import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .tables import Table, format_value, markdown_grid
 
@@ -31,6 +32,7 @@ class Bullets:
 @dataclass
 class Grid:
     """A plain table: header and rows of raw values."""
+
     columns: list[str]
     rows: list[list[Any]]
 
@@ -41,7 +43,7 @@ class Image:
     caption: str
 
 
-Block = Union[Heading, Paragraph, Bullets, Grid, Table, Image]
+Block = Heading | Paragraph | Bullets | Grid | Table | Image
 
 
 def to_markdown(blocks: list[Block], md_path: Path) -> str:
@@ -73,6 +75,7 @@ figcaption{font-style:italic;font-size:.9em;color:#555}.notes{font-size:.85em;co
 
 def _html_grid(columns: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+
     def cell(v: Any) -> str:  # format_value escapes "|" for Markdown; HTML needs no escape
         return f"<td>{html.escape(format_value(v).replace(chr(92) + '|', '|'))}</td>"
 
@@ -82,8 +85,10 @@ def _html_grid(columns: list[str], rows: list[list[Any]]) -> str:
 
 def to_html(blocks: list[Block], title: str) -> str:
     """One self-contained HTML page (images inline as data URIs)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{CSS}</style></head><body>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{CSS}</style></head><body>"
+    ]
     for b in blocks:
         if isinstance(b, Heading):
             parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
@@ -97,12 +102,15 @@ def to_html(blocks: list[Block], title: str) -> str:
             parts.append(f"<p><b>{html.escape(b.title)}</b></p>")
             parts.append(_html_grid(b.columns, [[r.get(c) for c in b.columns] for r in b.rows]))
             if b.notes:
-                parts.append("<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>"
-                                                            for n in b.notes) + "</ul>")
+                parts.append(
+                    "<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in b.notes) + "</ul>"
+                )
         elif isinstance(b, Image):
             data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(b.caption)}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>"
-                         f"{html.escape(b.caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{html.escape(b.caption)}' "
+                f"src='data:image/png;base64,{data}'><figcaption>"
+                f"{html.escape(b.caption)}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -4,6 +4,7 @@ DL paper), and the hidden-embedding picture of one image through the layers (Fig
 Each model is attacked by its own PGD (white-box); layer 0 is the input image itself, so the
 first point is ‖x − x'‖/‖x‖ and the curve shows how each layer shrinks or amplifies it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,9 @@ from .sources import ModelSource
 from .tables import Table
 
 
-def embedding_differences(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor
-                          ) -> list[tuple[str, torch.Tensor]]:
+def embedding_differences(
+    model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor
+) -> list[tuple[str, torch.Tensor]]:
     """``[(layer, per-example ‖z_l − z'_l‖/‖z_l‖)]`` with the input as layer ``"input"``."""
     clean = hidden_embeddings(model, x)
     attacked = dict(hidden_embeddings(model, x_adv))
@@ -33,24 +35,40 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
         diffs = embedding_differences(source.model, ctx.x, ctx.attacked(source).x_adv)
         curves[source.label] = diffs
         for index, (name, d) in enumerate(diffs):
-            rows.append({"model": source.label, "index": index, "layer": name,
-                         "mean": float(d.mean()), "std": float(d.std(unbiased=False)),
-                         "max": float(d.max())})
-    result.tables.append(Table(
-        name="embedding_difference", title="Embedding difference per layer (Figure 5)",
-        columns=["model", "index", "layer", "mean", "std", "max"], rows=rows,
-        notes=["‖z_l − z'_l‖₂ / ‖z_l‖₂ per image (z: clean, z': attacked by PGD on the same "
-               "model), then mean, population std and max over the images.",
-               "Index 0 is the input image; then every convolution / dictionary layer output "
-               "(pursuit networks: every layer's code) in forward order."],
-        meta=ctx.attack_meta()))
+            rows.append(
+                {
+                    "model": source.label,
+                    "index": index,
+                    "layer": name,
+                    "mean": float(d.mean()),
+                    "std": float(d.std(unbiased=False)),
+                    "max": float(d.max()),
+                }
+            )
+    result.tables.append(
+        Table(
+            name="embedding_difference",
+            title="Embedding difference per layer (Figure 5)",
+            columns=["model", "index", "layer", "mean", "std", "max"],
+            rows=rows,
+            notes=[
+                "‖z_l − z'_l‖₂ / ‖z_l‖₂ per image (z: clean, z': attacked by PGD on the same "
+                "model), then mean, population std and max over the images.",
+                "Index 0 is the input image; then every convolution / dictionary layer output "
+                "(pursuit networks: every layer's code) in forward order.",
+            ],
+            meta=ctx.attack_meta(),
+        )
+    )
     result.figures["embedding_difference"] = _difference_figure(curves)
     picture, table = embedding_picture(ctx)
     result.figures["embedding_picture"] = picture
-    result.captions["embedding_difference"] = ("Figure 5: ‖z − z'‖/‖z‖ per layer, clean vs "
-                                               "attacked (band: ± std over images)")
-    result.captions["embedding_picture"] = ("Figure 4: one image through the layers, clean, "
-                                            "attacked and their difference, per model")
+    result.captions["embedding_difference"] = (
+        "Figure 5: ‖z − z'‖/‖z‖ per layer, clean vs attacked (band: ± std over images)"
+    )
+    result.captions["embedding_picture"] = (
+        "Figure 4: one image through the layers, clean, attacked and their difference, per model"
+    )
     result.tables.append(table)
     return result
 
@@ -92,11 +110,11 @@ def embedding_picture(ctx: AnalysisContext):
     """Figure 4: for one image, per model three rows — clean, attacked and |clean − attacked|
     — of the input and the channel-mean |z_l| of evenly spaced layers."""
     i = pick_image(ctx)
-    x, name_of = ctx.x[i:i + 1], ctx.class_names
+    x, name_of = ctx.x[i : i + 1], ctx.class_names
     per_model: list[tuple[ModelSource, list, list, int, int]] = []
     rows = []
     for s in ctx.sources:
-        x_adv = ctx.attacked(s).x_adv[i:i + 1]
+        x_adv = ctx.attacked(s).x_adv[i : i + 1]
         clean, attacked = hidden_embeddings(s.model, x), dict(hidden_embeddings(s.model, x_adv))
         with torch.no_grad():
             p_clean, p_adv = int(s.model(x).argmax()), int(s.model(x_adv).argmax())
@@ -104,10 +122,17 @@ def embedding_picture(ctx: AnalysisContext):
         picked = [(clean[j][0], clean[j][1], attacked[clean[j][0]]) for j in show]
         per_model.append((s, picked, [x, x_adv], p_clean, p_adv))
         for name, z, z_adv in picked:
-            rows.append({"model": s.label, "image": i, "label": name_of[int(ctx.y[i])],
-                         "clean_prediction": name_of[p_clean],
-                         "attacked_prediction": name_of[p_adv], "layer": name,
-                         "relative_difference": float(relative_difference(z, z_adv)[0])})
+            rows.append(
+                {
+                    "model": s.label,
+                    "image": i,
+                    "label": name_of[int(ctx.y[i])],
+                    "clean_prediction": name_of[p_clean],
+                    "attacked_prediction": name_of[p_adv],
+                    "layer": name,
+                    "relative_difference": float(relative_difference(z, z_adv)[0]),
+                }
+            )
     n_cols = 1 + max(len(p[1]) for p in per_model)
     fig, axes = new_figure(3 * len(per_model), n_cols, size=(1.6, 1.6))
     for m, (s, picked, (xc, xa), p_clean, p_adv) in enumerate(per_model):
@@ -132,15 +157,29 @@ def embedding_picture(ctx: AnalysisContext):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Hidden embeddings of test image {i} (true: {name_of[int(ctx.y[i])]}); "
-                 "rows per model: clean, attacked, |difference| of channel-mean |z|",
-                 fontsize=8)
+    fig.suptitle(
+        f"Hidden embeddings of test image {i} (true: {name_of[int(ctx.y[i])]}); "
+        "rows per model: clean, attacked, |difference| of channel-mean |z|",
+        fontsize=8,
+    )
     table = Table(
-        name="embedding_picture", title="Hidden-embedding picture of one image (Figure 4)",
-        columns=["model", "image", "label", "clean_prediction", "attacked_prediction", "layer",
-                 "relative_difference"], rows=rows,
-        notes=["The image is the first test image every model classifies correctly when clean.",
-               "The picture shows the channel mean of |z_l| (one colour scale per model and "
-               "layer, shared by the clean and the attacked row)."],
-        meta=ctx.attack_meta())
+        name="embedding_picture",
+        title="Hidden-embedding picture of one image (Figure 4)",
+        columns=[
+            "model",
+            "image",
+            "label",
+            "clean_prediction",
+            "attacked_prediction",
+            "layer",
+            "relative_difference",
+        ],
+        rows=rows,
+        notes=[
+            "The image is the first test image every model classifies correctly when clean.",
+            "The picture shows the channel mean of |z_l| (one colour scale per model and "
+            "layer, shared by the clean and the attacked row).",
+        ],
+        meta=ctx.attack_meta(),
+    )
     return fig, table

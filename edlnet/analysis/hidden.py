@@ -1,6 +1,7 @@
 """Hidden embeddings z_l of every layer of a model, in order, for any model the library builds:
 the outputs of dictionary layers and convolutions (ResNets, EDLNets, partly converted ones),
 or the codes of every pursuit layer (pursuit networks)."""
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,9 @@ def hidden_embeddings(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torc
     with capture_layers(model, kinds=(DictConv2d, nn.Conv2d)) as records:
         model(x)
     if not records:
-        raise ValueError(f"{type(model).__name__} has no convolution or dictionary layers "
-                         "whose outputs could be compared")
+        raise ValueError(
+            f"{type(model).__name__} has no convolution or dictionary layers whose outputs could be compared"
+        )
     modules = dict(model.named_modules())
     names = sorted(records, key=lambda n: order[modules[n]])
     return [(n, records[n]["output"]) for n in names]

@@ -19,10 +19,11 @@ The paper's appendix ends its robust derivation with −2εw²: a sign slip (d/d
 is ε/(2(|e|+ε)²) = 2εw² > 0); the theorem's + sign is right and is what is checked here.
 β is the layer's learned elastic β (sigmoid of its parameter) whatever its current mode.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,8 +39,9 @@ from .tables import Table
 MODES = ("vanilla", "robust", "elastic")
 
 
-def operators(layer: DictConv2d, u: torch.Tensor, beta: float
-              ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def operators(
+    layer: DictConv2d, u: torch.Tensor, beta: float
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """P_mode as functions of the layer input (see the module docstring)."""
     eps = layer.eps
 
@@ -49,24 +51,29 @@ def operators(layer: DictConv2d, u: torch.Tensor, beta: float
     def w(v: torch.Tensor) -> torch.Tensor:
         return 0.5 / (E(v).abs() + eps)
 
-    return {"vanilla": E,
-            "robust": lambda v: w(v) * E(v),
-            "elastic": lambda v: (beta + (1 - beta) * w(v)) * E(v)}
+    return {
+        "vanilla": E,
+        "robust": lambda v: w(v) * E(v),
+        "elastic": lambda v: (beta + (1 - beta) * w(v)) * E(v),
+    }
 
 
-def closed_forms(layer: DictConv2d, u: torch.Tensor, d: torch.Tensor, beta: float
-                 ) -> dict[str, torch.Tensor]:
+def closed_forms(layer: DictConv2d, u: torch.Tensor, d: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
     """Theorem 4.2's influence functions at u in the direction d, per mode."""
     eps = layer.eps
     e = residual_operator(layer, u, u)
     w = 0.5 / (e.abs() + eps)
     ed = residual_operator(layer, u, d)
-    return {"vanilla": ed, "robust": 2 * eps * w.pow(2) * ed,
-            "elastic": (beta + 2 * (1 - beta) * eps * w.pow(2)) * ed}
+    return {
+        "vanilla": ed,
+        "robust": 2 * eps * w.pow(2) * ed,
+        "elastic": (beta + 2 * (1 - beta) * eps * w.pow(2)) * ed,
+    }
 
 
-def central_difference(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor,
-                       d: torch.Tensor, h: float) -> torch.Tensor:
+def central_difference(
+    fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor, d: torch.Tensor, h: float
+) -> torch.Tensor:
     """(fn(u + h·d) − fn(u − h·d)) / 2h."""
     return (fn(u + h * d) - fn(u - h * d)) / (2 * h)
 
@@ -76,8 +83,9 @@ def per_example_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_influence(layer: DictConv2d, u: torch.Tensor, u_adv: torch.Tensor, h: float,
-                    max_steps: int) -> tuple[dict, list[dict]]:
+def layer_influence(
+    layer: DictConv2d, u: torch.Tensor, u_adv: torch.Tensor, h: float, max_steps: int
+) -> tuple[dict, list[dict]]:
     """Closed forms vs finite differences (single step) and real-layer sensitivities
     (n_steps = 0..max_steps, every mode) for one layer; all in float64."""
     layer = copy.deepcopy(layer).double().eval()
@@ -98,14 +106,20 @@ def layer_influence(layer: DictConv2d, u: torch.Tensor, u_adv: torch.Tensor, h: 
             with configured([layer], mode=mode, n_steps=n):
                 fd = central_difference(layer.solve, u, d, h)
                 secant = layer.solve(u + d) - layer.solve(u)
-            steps.append({"mode": mode, "n_steps": n,
-                          "sensitivity": float((per_example_norm(fd) / d_norm).mean()),
-                          "secant": float((per_example_norm(secant) / d_norm).mean())})
+            steps.append(
+                {
+                    "mode": mode,
+                    "n_steps": n,
+                    "sensitivity": float((per_example_norm(fd) / d_norm).mean()),
+                    "secant": float((per_example_norm(secant) / d_norm).mean()),
+                }
+            )
     return row, steps
 
 
-def influence(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, h: float = 1e-4,
-              max_steps: int = 4) -> tuple[list[dict], list[dict]]:
+def influence(
+    model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, h: float = 1e-4, max_steps: int = 4
+) -> tuple[list[dict], list[dict]]:
     """Rows of both tables for every dictionary layer of ``model``."""
     layers = dict_layers(model)
     if not layers:
@@ -117,8 +131,7 @@ def influence(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, h: float =
         inputs[key] = {name: records[name]["input"] for name, _ in layers}
     single, multi = [], []
     for name, layer in layers:
-        row, steps = layer_influence(layer, inputs["clean"][name], inputs["attacked"][name], h,
-                                     max_steps)
+        row, steps = layer_influence(layer, inputs["clean"][name], inputs["attacked"][name], h, max_steps)
         single.append({"layer": name, **row})
         multi += [{"layer": name, **s} for s in steps]
     return single, multi
@@ -128,34 +141,58 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("influence")
     s = ctx.settings
     source = ctx.target
-    single, multi = influence(source.model, ctx.x, ctx.attacked(source).x_adv, s.fd_step,
-                              s.max_steps)
+    single, multi = influence(source.model, ctx.x, ctx.attacked(source).x_adv, s.fd_step, s.max_steps)
     meta = {**ctx.attack_meta(), "fd_step": s.fd_step, "max_steps": s.max_steps}
-    result.tables.append(Table(
-        name="influence_single_step", title=f"Theorem 4.2 influence functions — {source.label}",
-        columns=["layer", "beta", "eps", "perturbation_l2", "vanilla_gain", "robust_gain",
-                 "elastic_gain", "vanilla_fd_rel_error", "robust_fd_rel_error",
-                 "elastic_fd_rel_error"], rows=single,
-        notes=["gain = mean over images of ‖IF(Δ; P, u)‖₂ / ‖d‖₂ with d = u' − u the change of "
-               "the layer input under attack; IF in closed form: vanilla E(d), robust "
-               "2εw²⊙E(d), elastic (β + 2(1−β)εw²)⊙E(d), E = I − Â*Â, w = 1/(2(|E(u)|+ε)).",
-               "fd_rel_error = max over images of ‖finite difference − closed form‖ / "
-               "‖closed form‖ (central differences in float64): the closed forms are checked on "
-               "every layer.", "β is the layer's learned elastic β; ε the layer's ε."],
-        meta=meta))
-    result.tables.append(Table(
-        name="influence_steps", title=f"Sensitivity of the real layer vs RISTA steps — "
-                                      f"{source.label}",
-        columns=["layer", "mode", "n_steps", "sensitivity", "secant"], rows=multi,
-        notes=["sensitivity = mean over images of ‖(z(u + h·d) − z(u − h·d))/2h‖₂ / ‖d‖₂ where "
-               "z is the layer's bias-free output (code × ‖A‖₂) with the given mode and "
-               "n_steps; n_steps = 0 is the plain convolution.",
-               "secant = ‖z(u') − z(u)‖₂ / ‖d‖₂: the same for the whole attack, not "
-               "infinitesimally."], meta=meta))
+    result.tables.append(
+        Table(
+            name="influence_single_step",
+            title=f"Theorem 4.2 influence functions — {source.label}",
+            columns=[
+                "layer",
+                "beta",
+                "eps",
+                "perturbation_l2",
+                "vanilla_gain",
+                "robust_gain",
+                "elastic_gain",
+                "vanilla_fd_rel_error",
+                "robust_fd_rel_error",
+                "elastic_fd_rel_error",
+            ],
+            rows=single,
+            notes=[
+                "gain = mean over images of ‖IF(Δ; P, u)‖₂ / ‖d‖₂ with d = u' − u the change of "
+                "the layer input under attack; IF in closed form: vanilla E(d), robust "
+                "2εw²⊙E(d), elastic (β + 2(1−β)εw²)⊙E(d), E = I − Â*Â, w = 1/(2(|E(u)|+ε)).",
+                "fd_rel_error = max over images of ‖finite difference − closed form‖ / "
+                "‖closed form‖ (central differences in float64): the closed forms are checked on "
+                "every layer.",
+                "β is the layer's learned elastic β; ε the layer's ε.",
+            ],
+            meta=meta,
+        )
+    )
+    result.tables.append(
+        Table(
+            name="influence_steps",
+            title=f"Sensitivity of the real layer vs RISTA steps — {source.label}",
+            columns=["layer", "mode", "n_steps", "sensitivity", "secant"],
+            rows=multi,
+            notes=[
+                "sensitivity = mean over images of ‖(z(u + h·d) − z(u − h·d))/2h‖₂ / ‖d‖₂ where "
+                "z is the layer's bias-free output (code × ‖A‖₂) with the given mode and "
+                "n_steps; n_steps = 0 is the plain convolution.",
+                "secant = ‖z(u') − z(u)‖₂ / ‖d‖₂: the same for the whole attack, not infinitesimally.",
+            ],
+            meta=meta,
+        )
+    )
     result.figures["influence"] = _figure(single, multi, source.label)
-    result.captions["influence"] = ("Theorem 4.2: single-step influence per layer (left) and "
-                                    "finite-difference sensitivity of the real layer vs n_steps "
-                                    "(right)")
+    result.captions["influence"] = (
+        "Theorem 4.2: single-step influence per layer (left) and "
+        "finite-difference sensitivity of the real layer vs n_steps "
+        "(right)"
+    )
     return result
 
 
@@ -176,8 +213,7 @@ def _figure(single: list[dict], multi: list[dict], label: str):
         per_step = [[r["sensitivity"] for r in rows if r["n_steps"] == n] for n in steps]
         mean = [sum(v) / len(v) for v in per_step]
         right.plot(steps, mean, marker="o", markersize=3, label=mode)
-        right.fill_between(steps, [min(v) for v in per_step], [max(v) for v in per_step],
-                           alpha=0.15)
+        right.fill_between(steps, [min(v) for v in per_step], [max(v) for v in per_step], alpha=0.15)
     right.set_xlabel("n_steps (RISTA updates after z₀)")
     right.set_ylabel("‖dz‖ / ‖d‖ (finite differences)")
     right.set_yscale("log")

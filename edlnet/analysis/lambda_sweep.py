@@ -1,6 +1,7 @@
 """Accuracy under noise as the sparsity weight λ of every dictionary layer is swept at test time
 (SDNet-style robust inference; Figure 11 and Table 1 of the Elastic DL paper): a larger λ makes
 the codes sparser and can denoise, at some cost on clean images."""
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,14 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((model(x).argmax(1) == y).float().mean())
 
 
-def sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lams: tuple[float, ...],
-          noises: tuple[str, ...], seed: int = 0) -> list[dict]:
+def sweep(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lams: tuple[float, ...],
+    noises: tuple[str, ...],
+    seed: int = 0,
+) -> list[dict]:
     """Rows {lam, <noise>: accuracy ...}; every layer gets the same λ, restored afterwards.
     The noisy images are drawn once, so every λ sees the same ones."""
     layers = [m for _, m in dict_layers(model)]
@@ -33,8 +40,7 @@ def sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lams: tuple[float,
     rows = []
     for lam in lams:
         with configured(layers, lam=float(lam)):
-            rows.append({"lam": float(lam), **{spec: accuracy(model, xn, y)
-                                               for spec, xn in noisy.items()}})
+            rows.append({"lam": float(lam), **{spec: accuracy(model, xn, y) for spec, xn in noisy.items()}})
     return rows
 
 
@@ -56,9 +62,15 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
         style = LINESTYLES[ctx.sources.index(source) % len(LINESTYLES)]
         for k, spec in enumerate(s.noises):
             # Colour = noise, line style = model.
-            ax.plot(lams, [r[spec] for r in rows if r["model"] == source.label], style,
-                    color=f"C{k}", marker="o", markersize=3,
-                    label=f"{spec} — {source.label}" if len(ctx.sources) > 1 else spec)
+            ax.plot(
+                lams,
+                [r[spec] for r in rows if r["model"] == source.label],
+                style,
+                color=f"C{k}",
+                marker="o",
+                markersize=3,
+                label=f"{spec} — {source.label}" if len(ctx.sources) > 1 else spec,
+            )
         for lam in trained:
             ax.axvline(lam, color="grey", linestyle=":", linewidth=1)
     if not rows:
@@ -69,11 +81,18 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
     ax.legend(fontsize=6, ncols=2 if len(ctx.sources) > 1 else 1)
     result.figures["lambda_sweep"] = fig
     result.captions["lambda_sweep"] = "Accuracy under noise as the test-time λ is swept"
-    result.tables.append(Table(
-        name="lambda_sweep", title="Accuracy under noise as λ is swept at test time",
-        columns=["model", "lam", "trained", *s.noises], rows=rows,
-        notes=["Accuracy on the analysed images; noises: gaussian:s adds N(0, s²), impulse:p "
-               "sets a fraction p of the pixels to 0 or 1, drawn once with the seed.",
-               "trained = the λ the layers were trained with."],
-        meta={"n_images": int(ctx.x.shape[0]), "seed": s.seed}))
+    result.tables.append(
+        Table(
+            name="lambda_sweep",
+            title="Accuracy under noise as λ is swept at test time",
+            columns=["model", "lam", "trained", *s.noises],
+            rows=rows,
+            notes=[
+                "Accuracy on the analysed images; noises: gaussian:s adds N(0, s²), impulse:p "
+                "sets a fraction p of the pixels to 0 or 1, drawn once with the seed.",
+                "trained = the λ the layers were trained with.",
+            ],
+            meta={"n_images": int(ctx.x.shape[0]), "seed": s.seed},
+        )
+    )
     return result

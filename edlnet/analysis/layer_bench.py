@@ -35,6 +35,7 @@ On CPUs whose oneDNN lacks native bf16 (no AVX512-BF16/AMX, e.g. AVX2-only AMD Z
 bf16 convolutions through a slow fallback (many times slower than fp32); the bf16 sections then
 use ``--bf16-batch`` and at most ``SLOW_BF16_REPEATS`` repeats to stay short.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ import itertools
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,9 +57,19 @@ SHAPES = ((64, 32), (256, 8))  # (channels, spatial size): CIFAR ResNet stages 1
 SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "compile")
 DEFAULT_SECTIONS = SECTIONS[:4]  # "compile" is opt-in: compiling takes longer than measuring
 SLOW_BF16_REPEATS = 3  # repeats cap where bf16 runs in PyTorch's slow fallback
-DEFAULTS: dict[str, Any] = dict(batch=128, repeats=5, warmup=1, net_repeats=2, bf16_batch=16,
-                                compile_batch=32, n_steps=2, width=64, device="cpu", out=None,
-                                threads=None)
+DEFAULTS: dict[str, Any] = dict(
+    batch=128,
+    repeats=5,
+    warmup=1,
+    net_repeats=2,
+    bf16_batch=16,
+    compile_batch=32,
+    n_steps=2,
+    width=64,
+    device="cpu",
+    out=None,
+    threads=None,
+)
 
 LAYER_VARIANTS = {  # name: (DictConv2d options, description)
     "fast": (dict(), "fast path, elastic (default layer)"),
@@ -79,16 +91,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``edlnet bench`` that only ``--layers`` uses (the others — ``--batch``,
     ``--repeats``, ``--warmup``, ``--width``, ``--n-steps``, ``--device``, ``--threads``,
     ``--out`` — are shared with the Table 7 benchmark)."""
-    p.add_argument("--layer-sections", default=",".join(DEFAULT_SECTIONS),
-                   help=f"--layers: comma-separated sections of {', '.join(SECTIONS)}")
-    p.add_argument("--layer-networks", default=",".join(NET_VARIANTS),
-                   help="--layers: networks of the networks section (resnet18 is always timed)")
-    p.add_argument("--net-repeats", type=int, default=DEFAULTS["net_repeats"],
-                   help="--layers: timed training steps per network")
-    p.add_argument("--bf16-batch", type=int, default=DEFAULTS["bf16_batch"],
-                   help="--layers: batch of bf16 sections where bf16 is not native on the CPU")
-    p.add_argument("--compile-batch", type=int, default=DEFAULTS["compile_batch"],
-                   help="--layers: batch of the compile section")
+    p.add_argument(
+        "--layer-sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"--layers: comma-separated sections of {', '.join(SECTIONS)}",
+    )
+    p.add_argument(
+        "--layer-networks",
+        default=",".join(NET_VARIANTS),
+        help="--layers: networks of the networks section (resnet18 is always timed)",
+    )
+    p.add_argument(
+        "--net-repeats",
+        type=int,
+        default=DEFAULTS["net_repeats"],
+        help="--layers: timed training steps per network",
+    )
+    p.add_argument(
+        "--bf16-batch",
+        type=int,
+        default=DEFAULTS["bf16_batch"],
+        help="--layers: batch of bf16 sections where bf16 is not native on the CPU",
+    )
+    p.add_argument(
+        "--compile-batch",
+        type=int,
+        default=DEFAULTS["compile_batch"],
+        help="--layers: batch of the compile section",
+    )
 
 
 def _names(value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -104,22 +134,36 @@ def _options(args: Any) -> dict[str, Any]:
     missing or None attributes take the defaults."""
     opt = {k: getattr(args, k, None) for k in DEFAULTS}
     opt = {k: (DEFAULTS[k] if v is None else v) for k, v in opt.items()}
-    opt["sections"] = _names(getattr(args, "layer_sections", None) or getattr(args, "sections", None),
-                             DEFAULT_SECTIONS)
-    opt["networks"] = _names(getattr(args, "layer_networks", None) or getattr(args, "networks", None),
-                             tuple(NET_VARIANTS))
+    opt["sections"] = _names(
+        getattr(args, "layer_sections", None) or getattr(args, "sections", None), DEFAULT_SECTIONS
+    )
+    opt["networks"] = _names(
+        getattr(args, "layer_networks", None) or getattr(args, "networks", None), tuple(NET_VARIANTS)
+    )
     # ``precision`` as a list (programmatic use) selects precisions; the single --precision of the
     # Table 7 command does not, since the layer table is defined in both fp32 and bf16.
     precision = getattr(args, "precision", None)
-    opt["precision"] = _names(precision, ("fp32", "bf16")) if not isinstance(precision, str) \
-        else ("fp32", "bf16")
-    for key, known in (("sections", SECTIONS), ("networks", tuple(NET_VARIANTS)),
-                       ("precision", ("fp32", "bf16"))):
+    opt["precision"] = (
+        _names(precision, ("fp32", "bf16")) if not isinstance(precision, str) else ("fp32", "bf16")
+    )
+    for key, known in (
+        ("sections", SECTIONS),
+        ("networks", tuple(NET_VARIANTS)),
+        ("precision", ("fp32", "bf16")),
+    ):
         unknown = sorted(set(opt[key]) - set(known))
         if unknown:
             raise ValueError(f"unknown {key} {unknown}; known: {', '.join(known)}")
-    for key in ("batch", "repeats", "warmup", "net_repeats", "bf16_batch", "compile_batch",
-                "n_steps", "width"):
+    for key in (
+        "batch",
+        "repeats",
+        "warmup",
+        "net_repeats",
+        "bf16_batch",
+        "compile_batch",
+        "n_steps",
+        "width",
+    ):
         opt[key] = int(opt[key])
         if opt[key] < (0 if key in ("warmup", "n_steps") else 1):
             raise ValueError(f"--{key.replace('_', '-')} must be positive, got {opt[key]}")
@@ -132,6 +176,7 @@ def _options(args: Any) -> dict[str, Any]:
 
 def bf16_native(device: torch.device) -> bool:
     from ..layers.rista_fast import native_low_precision
+
     return native_low_precision(device.type, torch.bfloat16)
 
 
@@ -162,6 +207,7 @@ def _load() -> float | None:
 # -- layer sections ----------------------------------------------------------------------------
 def _floor_case(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor, n_steps: int, precision: str):
     """2T + 1 chained convolutions (A, then A*, A per step) forward and backward."""
+
     def step():
         with autocast_for(precision, x.device)():
             z = F.conv2d(x, w, None, 1, 1)
@@ -169,6 +215,7 @@ def _floor_case(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor, n_steps: int,
                 z = F.conv2d(F.conv_transpose2d(z, w, None, 1, 1), w, None, 1, 1)
         z.backward(g)
         x.grad = w.grad = None
+
     return step
 
 
@@ -179,6 +226,7 @@ def _layer_case(layer: torch.nn.Module, x: torch.Tensor, g: torch.Tensor, precis
         y.backward(g)
         x.grad = None
         layer.zero_grad(set_to_none=True)
+
     return step
 
 
@@ -203,7 +251,7 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(batch, channels, size, size, generator=gen)
         g = torch.randn(batch, channels, size, size, generator=gen)
-        w = torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels ** 0.5)
+        w = torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels**0.5)
         x, g, w = (t.to(dev).contiguous(memory_format=mf) for t in (x, g, w))
         x.requires_grad_()
         w.requires_grad_()
@@ -225,16 +273,29 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
         load1 = _load()
         floor = timed["floor"]["median_s"]
         for name, t in timed.items():
-            row = dict(channels=channels, size=size, batch=batch, n_steps=opt["n_steps"],
-                       precision=precision, memory_format=fmt, variant=name,
-                       description=_describe(name), time_s=t["median_s"], min_s=t["min_s"],
-                       repeats=t["n"], ratio_to_floor=t["median_s"] / floor,
-                       load_before=load0, load_after=load1)
+            row = dict(
+                channels=channels,
+                size=size,
+                batch=batch,
+                n_steps=opt["n_steps"],
+                precision=precision,
+                memory_format=fmt,
+                variant=name,
+                description=_describe(name),
+                time_s=t["median_s"],
+                min_s=t["min_s"],
+                repeats=t["n"],
+                ratio_to_floor=t["median_s"] / floor,
+                load_before=load0,
+                load_after=load1,
+            )
             if name in layers:
                 with autocast_for(precision, dev)():
-                    nbytes, _ = saved_bytes(lambda: layers[name](x),
-                                            {p.data_ptr() for p in layers[name].parameters()})
-                row["saved_mb"] = nbytes / 2 ** 20
+                    layer = layers[name]
+                    nbytes, _ = saved_bytes(
+                        lambda layer=layer, x=x: layer(x), {p.data_ptr() for p in layer.parameters()}
+                    )
+                row["saved_mb"] = nbytes / 2**20
             rows.append(row)
         del cases, layers
     return rows
@@ -247,11 +308,13 @@ def _net_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precisio
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         model.zero_grad(set_to_none=True)
+
     return step
 
 
 def _build_net(name: str, opt: dict[str, Any], channels_last: bool = False) -> torch.nn.Module:
     import edlnet
+
     torch.manual_seed(0)
     kw = dict(NET_VARIANTS[name][0])
     if "dl" in kw:
@@ -285,9 +348,19 @@ def bench_networks(opt: dict[str, Any]) -> list[dict[str, Any]]:
         params = {p.data_ptr() for p in model.parameters()}
         nbytes, loss = saved_bytes(lambda model=model: F.cross_entropy(model(x), y), params)
         del loss
-        rows.append(dict(network=name, description=NET_VARIANTS[name][1], width=opt["width"],
-                         batch=opt["batch"], precision="fp32", memory_format="contiguous",
-                         saved_mb=nbytes / 2 ** 20, peak_mb=peak_mb, peak_method=method))
+        rows.append(
+            dict(
+                network=name,
+                description=NET_VARIANTS[name][1],
+                width=opt["width"],
+                batch=opt["batch"],
+                precision="fp32",
+                memory_format="contiguous",
+                saved_mb=nbytes / 2**20,
+                peak_mb=peak_mb,
+                peak_method=method,
+            )
+        )
         cases[name] = step
     load0 = _load()
     timed = time_round_robin(cases, opt["net_repeats"], max(opt["warmup"] - 1, 0), dev)
@@ -295,11 +368,16 @@ def bench_networks(opt: dict[str, Any]) -> list[dict[str, Any]]:
     base = rows[0]
     for r in rows:
         t = timed[r["network"]]
-        r.update(time_s=t["median_s"], min_s=t["min_s"], repeats=t["n"],
-                 time_vs_resnet18=t["median_s"] / timed["resnet18"]["median_s"],
-                 saved_vs_resnet18=r["saved_mb"] / base["saved_mb"],
-                 peak_vs_resnet18=(r["peak_mb"] / base["peak_mb"]) if r["peak_mb"] and base["peak_mb"] else None,
-                 load_before=load0, load_after=load1)
+        r.update(
+            time_s=t["median_s"],
+            min_s=t["min_s"],
+            repeats=t["n"],
+            time_vs_resnet18=t["median_s"] / timed["resnet18"]["median_s"],
+            saved_vs_resnet18=r["saved_mb"] / base["saved_mb"],
+            peak_vs_resnet18=(r["peak_mb"] / base["peak_mb"]) if r["peak_mb"] and base["peak_mb"] else None,
+            load_before=load0,
+            load_after=load1,
+        )
     return rows
 
 
@@ -317,8 +395,14 @@ def bench_networks_bf16(opt: dict[str, Any]) -> list[dict[str, Any]]:
             for precision in ("fp32", "bf16"):
                 key = f"{name}/{precision}/{fmt}"
                 cases[key] = _net_step(model, x, y, precision)
-                meta[key] = dict(network=name, description=NET_VARIANTS[name][1], width=opt["width"],
-                                 batch=batch, precision=precision, memory_format=fmt)
+                meta[key] = dict(
+                    network=name,
+                    description=NET_VARIANTS[name][1],
+                    width=opt["width"],
+                    batch=batch,
+                    precision=precision,
+                    memory_format=fmt,
+                )
     load0 = _load()
     timed = time_round_robin(cases, repeats, max(opt["warmup"], 1), dev)
     load1 = _load()
@@ -326,8 +410,17 @@ def bench_networks_bf16(opt: dict[str, Any]) -> list[dict[str, Any]]:
     for key, m in meta.items():
         t = timed[key]
         ref = timed[f"{m['network']}/fp32/contiguous"]["median_s"]
-        rows.append(dict(**m, time_s=t["median_s"], min_s=t["min_s"], repeats=t["n"],
-                         speedup_vs_fp32=ref / t["median_s"], load_before=load0, load_after=load1))
+        rows.append(
+            dict(
+                **m,
+                time_s=t["median_s"],
+                min_s=t["min_s"],
+                repeats=t["n"],
+                speedup_vs_fp32=ref / t["median_s"],
+                load_before=load0,
+                load_after=load1,
+            )
+        )
     return rows
 
 
@@ -344,7 +437,7 @@ def bench_compile(opt: dict[str, Any]) -> list[dict[str, Any]]:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, channels, size, size, generator=gen).to(dev).requires_grad_()
     g = torch.randn(batch, channels, size, size, generator=gen).to(dev)
-    w = (torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels ** 0.5)).to(dev)
+    w = (torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels**0.5)).to(dev)
     w.requires_grad_()
     cases = {"floor": _floor_case(x, w, g, opt["n_steps"], "fp32")}
     info: dict[str, dict[str, Any]] = {"floor": {}}
@@ -362,7 +455,7 @@ def bench_compile(opt: dict[str, Any]) -> list[dict[str, Any]]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     _layer_case(module, x, g, "fp32")()
-            except Exception as e:  # noqa: BLE001 - whether it compiles is the result
+            except Exception as e:
                 info[name] = {"status": f"failed: {type(e).__name__}: {str(e)[:200]}"}
                 continue
             info[name] = {"status": "ok", "compile_s": time.perf_counter() - t0}
@@ -394,42 +487,102 @@ def _grid(title: str, columns: list[str], rows: list[list[str]], intro: str | No
 
 def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
-    lines = ["# Dictionary layers against the convolution floor", "",
-             f"torch {env.get('torch')}, device {result['options']['device']}, {env.get('threads')} "
-             f"threads, CPU capability {result['cpu_capability']}, native bf16 convolutions: "
-             f"{result['bf16_native']}, THP_MEM_ALLOC_ENABLE={result['THP_MEM_ALLOC_ENABLE']}, "
-             f"commit {env.get('git_commit')}.", ""]
-    load = lambda r: f"{r['load_before']}→{r['load_after']}"  # noqa: E731
+    lines = [
+        "# Dictionary layers against the convolution floor",
+        "",
+        f"torch {env.get('torch')}, device {result['options']['device']}, {env.get('threads')} "
+        f"threads, CPU capability {result['cpu_capability']}, native bf16 convolutions: "
+        f"{result['bf16_native']}, THP_MEM_ALLOC_ENABLE={result['THP_MEM_ALLOC_ENABLE']}, "
+        f"commit {env.get('git_commit')}.",
+        "",
+    ]
+    load = lambda r: f"{r['load_before']}→{r['load_after']}"
     if result.get("layers"):
         lines += _grid(
             "One layer, forward+backward",
             ["shape", "batch", "precision", "format", "variant", "time (s)", "× floor", "saved (MB)", "load"],
-            [[f"{r['channels']}→{r['channels']} @ {r['size']}×{r['size']}", str(r["batch"]), r["precision"],
-              r["memory_format"], r["variant"], _fmt(r["time_s"]), _fmt(r["ratio_to_floor"], 2),
-              _fmt(r.get("saved_mb"), 1), load(r)] for r in result["layers"]],
+            [
+                [
+                    f"{r['channels']}→{r['channels']} @ {r['size']}×{r['size']}",
+                    str(r["batch"]),
+                    r["precision"],
+                    r["memory_format"],
+                    r["variant"],
+                    _fmt(r["time_s"]),
+                    _fmt(r["ratio_to_floor"], 2),
+                    _fmt(r.get("saved_mb"), 1),
+                    load(r),
+                ]
+                for r in result["layers"]
+            ],
             "Median seconds; × floor is the ratio to the floor of the same shape, precision, memory "
             "format and batch (for a floor_fp32 row: fp32 time / bf16 time); load = 1-minute load "
-            "average before→after the block.")
+            "average before→after the block.",
+        )
     if result.get("networks"):
         lines += _grid(
             "One training step (fp32)",
-            ["network", "width", "batch", "time (s)", "× ResNet-18", "peak (MB)", "× ResNet-18",
-             "saved (MB)", "× ResNet-18", "load"],
-            [[r["network"], str(r["width"]), str(r["batch"]), _fmt(r["time_s"], 2),
-              _fmt(r["time_vs_resnet18"], 2), _fmt(r["peak_mb"], 0), _fmt(r["peak_vs_resnet18"], 2),
-              _fmt(r["saved_mb"], 0), _fmt(r["saved_vs_resnet18"], 2), load(r)] for r in result["networks"]])
+            [
+                "network",
+                "width",
+                "batch",
+                "time (s)",
+                "× ResNet-18",
+                "peak (MB)",
+                "× ResNet-18",
+                "saved (MB)",
+                "× ResNet-18",
+                "load",
+            ],
+            [
+                [
+                    r["network"],
+                    str(r["width"]),
+                    str(r["batch"]),
+                    _fmt(r["time_s"], 2),
+                    _fmt(r["time_vs_resnet18"], 2),
+                    _fmt(r["peak_mb"], 0),
+                    _fmt(r["peak_vs_resnet18"], 2),
+                    _fmt(r["saved_mb"], 0),
+                    _fmt(r["saved_vs_resnet18"], 2),
+                    load(r),
+                ]
+                for r in result["networks"]
+            ],
+        )
     if result.get("networks_bf16"):
         lines += _grid(
             "bf16 autocast against fp32, one training step",
             ["network", "width", "batch", "precision", "format", "time (s)", "speed-up vs fp32 contiguous"],
-            [[r["network"], str(r["width"]), str(r["batch"]), r["precision"], r["memory_format"],
-              _fmt(r["time_s"], 2), _fmt(r["speedup_vs_fp32"], 2)] for r in result["networks_bf16"]])
+            [
+                [
+                    r["network"],
+                    str(r["width"]),
+                    str(r["batch"]),
+                    r["precision"],
+                    r["memory_format"],
+                    _fmt(r["time_s"], 2),
+                    _fmt(r["speedup_vs_fp32"], 2),
+                ]
+                for r in result["networks_bf16"]
+            ],
+        )
     if result.get("compile"):
         lines += _grid(
             "torch.compile, one 64→64 layer at 32×32 (fp32)",
             ["variant", "batch", "time (s)", "× floor", "compile (s)", "status"],
-            [[r["variant"], str(r["batch"]), _fmt(r.get("time_s")), _fmt(r.get("ratio_to_floor"), 2),
-              _fmt(r.get("compile_s"), 0), r.get("status", "")] for r in result["compile"]])
+            [
+                [
+                    r["variant"],
+                    str(r["batch"]),
+                    _fmt(r.get("time_s")),
+                    _fmt(r.get("ratio_to_floor"), 2),
+                    _fmt(r.get("compile_s"), 0),
+                    r.get("status", ""),
+                ]
+                for r in result["compile"]
+            ],
+        )
     lines += ["Method: " + result["method"], ""]
     return "\n".join(lines)
 
@@ -449,21 +602,27 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
     else:
         out = new_run_dir("runs", f"bench-layers-{time.strftime('%Y%m%d-%H%M%S')}")
-    config = {k: (str(v) if isinstance(v, torch.device) else list(v) if isinstance(v, tuple) else v)
-              for k, v in opt.items()}
+    config = {
+        k: (str(v) if isinstance(v, torch.device) else list(v) if isinstance(v, tuple) else v)
+        for k, v in opt.items()
+    }
     config["out"] = str(out)
     write_yaml(out / "config.yaml", config)
     dev = opt["device"]
     result: dict[str, Any] = {
-        "options": config, "environment": environment(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_native": bf16_native(dev),
+        "options": config,
+        "environment": environment(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bf16_native(dev),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-        "method": ("medians of round-robin repeats after warm-up; floor = 2T+1 chained "
-                   "conv2d/conv_transpose2d calls of the layer's shapes, forward+backward; peak = "
-                   "edlnet.analysis.memory.peak_step_memory over one training step (CPU: peak "
-                   "running sum of the tensor allocations torch.profiler records during the step); "
-                   "saved = distinct storages held for backward at the end of the forward pass "
-                   "(saved_tensors_hooks), parameters excluded."),
+        "method": (
+            "medians of round-robin repeats after warm-up; floor = 2T+1 chained "
+            "conv2d/conv_transpose2d calls of the layer's shapes, forward+backward; peak = "
+            "edlnet.analysis.memory.peak_step_memory over one training step (CPU: peak "
+            "running sum of the tensor allocations torch.profiler records during the step); "
+            "saved = distinct storages held for backward at the end of the forward pass "
+            "(saved_tensors_hooks), parameters excluded."
+        ),
     }
     t0 = time.time()
 
@@ -478,7 +637,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
     layers = []
     for name, precision in (("layers", "fp32"), ("layers_bf16", "bf16")):
         if name in opt["sections"] and precision in opt["precision"]:
-            layers += section(name, lambda: bench_layers(opt, precision))
+            layers += section(name, lambda precision=precision: bench_layers(opt, precision))
     if layers:
         result["layers"] = layers
     if "networks" in opt["sections"] and "fp32" in opt["precision"]:

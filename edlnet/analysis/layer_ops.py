@@ -4,10 +4,12 @@
 rescales the code; the objective terms, reconstructions and the operator E = I − Â*Â of
 Theorem 4.2 below all refer to that normalized problem, which is the one RISTA solves.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -22,8 +24,7 @@ def solver_dictionary(layer: DictConv2d, x: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def geometry(layer: DictConv2d) -> dict[str, Any]:
-    return dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                groups=layer.groups)
+    return dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
 
 
 def reconstruct(layer: DictConv2d, x: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@
   recorded CPU allocations and frees is taken: the peak of tensor memory the step added, the
   same quantity as on CUDA. That run is not timed (the profiler slows it down).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -40,8 +41,11 @@ def peak_step_memory(step: Callable[[], None], device: torch.device) -> tuple[fl
         return None, "not measured (torch.profiler memory events unavailable)"
     # Frees are recorded as negative sizes; CPU events only (the device enum prints as
     # "DeviceType.CPU").
-    allocations = sorted((e.start_ns(), e.nbytes()) for e in events
-                         if e.name() == "[memory]" and str(e.device_type()).endswith("CPU"))
+    allocations = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in events
+        if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")
+    )
     running = peak = 0
     for _, nbytes in allocations:
         running += nbytes

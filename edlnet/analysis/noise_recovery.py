@@ -14,6 +14,7 @@ the units of D's input) otherwise. The table reports ‖ε − ε̂‖ in ℓ1, 
 (mean ± std over images) for random noise, noise transferred from every ``--compare`` model
 (PGD on that model) and adaptive noise (PGD on the analysed model itself).
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,14 +35,16 @@ from .tables import Table
 def first_dictionary_layer(model: nn.Module) -> tuple[str, DictConv2d]:
     layers = dict_layers(model)
     if not layers:
-        raise ValueError("noise recovery needs a dictionary layer; the model has none (train "
-                         "one with dl=vanilla|elastic)")
+        raise ValueError(
+            "noise recovery needs a dictionary layer; the model has none (train one with dl=vanilla|elastic)"
+        )
     return layers[0]
 
 
 @torch.no_grad()
-def recovered_noise(model: nn.Module, x: torch.Tensor, x_noisy: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+def recovered_noise(
+    model: nn.Module, x: torch.Tensor, x_noisy: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(input noise, recovered noise ε̂, units) as defined in the module docstring."""
     name, layer = first_dictionary_layer(model)
     inputs = []
@@ -81,27 +84,45 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
         for key, values in error_norms(noise, rec).items():
             row[f"{key}_mean"] = float(values.mean())
             row[f"{key}_std"] = float(values.std(unbiased=False))
-        row["recovered_l2_ratio"] = float((rec.flatten(1).norm(dim=1)
-                                           / noise.flatten(1).norm(dim=1).clamp_min(1e-30)).mean())
+        row["recovered_l2_ratio"] = float(
+            (rec.flatten(1).norm(dim=1) / noise.flatten(1).norm(dim=1).clamp_min(1e-30)).mean()
+        )
         rows.append(row)
-    result.tables.append(Table(
-        name="noise_recovery", title=f"Noise recovery by the first dictionary layer of "
-                                     f"{ctx.target.label} (Table 12)",
-        columns=["noise", "units", "l1_mean", "l1_std", "l2_mean", "l2_std", "linf_mean",
-                 "linf_std", "recovered_l2_ratio"], rows=rows,
-        notes=["Recovered noise ε̂ = σ ⊙ (Â*(ẑ(u(x + ε))) − Â*(ẑ(u(x)))): the difference of the "
-               "first dictionary layer's reconstructions of the noisy and the clean input, "
-               "mapped back to pixels through the normalization std σ (see "
-               "edlnet/analysis/noise_recovery.py).",
-               "Columns: mean and population std over images of ‖ε − ε̂‖₁, ‖ε − ε̂‖₂, ‖ε − ε̂‖∞; "
-               "recovered_l2_ratio = mean ‖ε̂‖₂/‖ε‖₂.",
-               "Transferred noise is PGD on the --compare model; adaptive noise is PGD on the "
-               "analysed model itself."],
-        meta=ctx.attack_meta()))
+    result.tables.append(
+        Table(
+            name="noise_recovery",
+            title=f"Noise recovery by the first dictionary layer of {ctx.target.label} (Table 12)",
+            columns=[
+                "noise",
+                "units",
+                "l1_mean",
+                "l1_std",
+                "l2_mean",
+                "l2_std",
+                "linf_mean",
+                "linf_std",
+                "recovered_l2_ratio",
+            ],
+            rows=rows,
+            notes=[
+                "Recovered noise ε̂ = σ ⊙ (Â*(ẑ(u(x + ε))) − Â*(ẑ(u(x)))): the difference of the "
+                "first dictionary layer's reconstructions of the noisy and the clean input, "
+                "mapped back to pixels through the normalization std σ (see "
+                "edlnet/analysis/noise_recovery.py).",
+                "Columns: mean and population std over images of ‖ε − ε̂‖₁, ‖ε − ε̂‖₂, ‖ε − ε̂‖∞; "
+                "recovered_l2_ratio = mean ‖ε̂‖₂/‖ε‖₂.",
+                "Transferred noise is PGD on the --compare model; adaptive noise is PGD on the "
+                "analysed model itself.",
+            ],
+            meta=ctx.attack_meta(),
+        )
+    )
     result.tables.append(paper_table12())
     result.figures["noise_recovery"] = _figure(ctx, shown)
-    result.captions["noise_recovery"] = ("Table 12 / Figure 19: noise ε, the first dictionary "
-                                         "layer's recovered noise ε̂ and ε − ε̂ for one image")
+    result.captions["noise_recovery"] = (
+        "Table 12 / Figure 19: noise ε, the first dictionary "
+        "layer's recovered noise ε̂ and ε − ε̂ for one image"
+    )
     return result
 
 
@@ -114,11 +135,16 @@ def paper_table12() -> Table:
         for norm, (mean, std) in zip(("l1", "l2", "linf"), values):
             row[f"{norm}_mean"], row[f"{norm}_std"] = mean, std
         rows.append(row)
-    return Table(name="noise_recovery_paper", title="The paper's Table 12 (as printed)",
-                 columns=["noise", "l1_mean", "l1_std", "l2_mean", "l2_std", "linf_mean",
-                          "linf_std"], rows=rows,
-                 notes=[f"{TABLE12_SOURCE}; the paper does not state how ε̂ is computed, what "
-                        "the random noise is, nor the units, so compare orderings, not digits."])
+    return Table(
+        name="noise_recovery_paper",
+        title="The paper's Table 12 (as printed)",
+        columns=["noise", "l1_mean", "l1_std", "l2_mean", "l2_std", "linf_mean", "linf_std"],
+        rows=rows,
+        notes=[
+            f"{TABLE12_SOURCE}; the paper does not state how ε̂ is computed, what "
+            "the random noise is, nor the units, so compare orderings, not digits."
+        ],
+    )
 
 
 def _figure(ctx: AnalysisContext, shown: dict[str, tuple[torch.Tensor, ...]]):
@@ -126,15 +152,20 @@ def _figure(ctx: AnalysisContext, shown: dict[str, tuple[torch.Tensor, ...]]):
     fig, axes = new_figure(len(shown), 4, size=(1.9, 1.9))
     for r, (source, (x_noisy, noise, rec)) in enumerate(shown.items()):
         scale = float(noise[0].abs().max().clamp_min(1e-12))
-        panels = [(x_noisy[0], "noisy image"), (0.5 + noise[0] / (2 * scale), "noise ε"),
-                  (0.5 + rec[0] / (2 * scale), "recovered ε̂"),
-                  (0.5 + (noise[0] - rec[0]) / (2 * scale), "ε − ε̂")]
+        panels = [
+            (x_noisy[0], "noisy image"),
+            (0.5 + noise[0] / (2 * scale), "noise ε"),
+            (0.5 + rec[0] / (2 * scale), "recovered ε̂"),
+            (0.5 + (noise[0] - rec[0]) / (2 * scale), "ε − ε̂"),
+        ]
         for c, (img, title) in enumerate(panels):
             axes[r][c].imshow(image_hwc(img))
             axes[r][c].set_title(title, fontsize=7)
             axes[r][c].set_xticks([])
             axes[r][c].set_yticks([])
         axes[r][0].set_ylabel(source, fontsize=6)
-    fig.suptitle("Noise reconstruction by the first dictionary layer (grey = 0, one colour "
-                 "scale per row: ±max|ε|)", fontsize=8)
+    fig.suptitle(
+        "Noise reconstruction by the first dictionary layer (grey = 0, one colour scale per row: ±max|ε|)",
+        fontsize=8,
+    )
     return fig

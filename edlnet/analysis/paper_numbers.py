@@ -3,12 +3,15 @@
 Transcribed from the text of Zhong et al., "Boosting Adversarial Robustness and Generalization
 with Structural Prior" (Elastic DL paper; ../papers/elastic-dictionary-learning.txt).
 """
+
 from __future__ import annotations
 
 # Table 7, "Running time (ms) analysis": ResNet-18 with the first N convolutions replaced.
 # The paper states neither hardware, batch size, precision nor T for this table.
-TABLE7_SOURCE = ("Elastic DL paper, Table 7 (running time in ms, ResNet-18 backbone; hardware, "
-                 "batch size, precision and RISTA steps not stated)")
+TABLE7_SOURCE = (
+    "Elastic DL paper, Table 7 (running time in ms, ResNet-18 backbone; hardware, "
+    "batch size, precision and RISTA steps not stated)"
+)
 TABLE7_LAYERS = (0, 2, 4, 6, 8, 10, 12, 14)
 TABLE7_MS = {
     "vanilla": (7.82, 8.40, 9.28, 10.51, 12.13, 13.11, 14.16, 15.40),

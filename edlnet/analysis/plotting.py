@@ -1,9 +1,11 @@
 """Figures without pyplot: ``matplotlib.figure.Figure`` rendered by the Agg canvas, so the
 library never touches the global pyplot state or needs a display."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -15,8 +17,13 @@ from matplotlib.figure import Figure
 DPI = 110
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (5.0, 3.6),
-               squeeze: bool = False, **kwargs: Any) -> tuple[Figure, np.ndarray]:
+def new_figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    size: tuple[float, float] = (5.0, 3.6),
+    squeeze: bool = False,
+    **kwargs: Any,
+) -> tuple[Figure, np.ndarray]:
     """A figure with an (nrows, ncols) grid of axes; ``size`` is per panel, in inches."""
     fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
     FigureCanvasAgg(fig)
@@ -38,8 +45,9 @@ def depth_colors(n: int, cmap: str = "viridis") -> list[Any]:
     return [colormap(i / max(n - 1, 1)) for i in range(n)]
 
 
-def add_depth_colorbar(fig: Figure, axes: Sequence[Any], n: int, label: str = "layer index",
-                       cmap: str = "viridis") -> None:
+def add_depth_colorbar(
+    fig: Figure, axes: Sequence[Any], n: int, label: str = "layer index", cmap: str = "viridis"
+) -> None:
     """A colorbar that explains :func:`depth_colors`."""
     mappable = cm.ScalarMappable(colors.Normalize(0, max(n - 1, 1)), cmap)
     fig.colorbar(mappable, ax=list(axes), label=label, shrink=0.8)

@@ -1,4 +1,5 @@
 """What one analysis returns: tables and figures, written to disk by the runner."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,5 +1,6 @@
 """Reading a training run folder: per-epoch metrics, the two-stage switch, evaluation results
 and the analysis index. Everything the report shows comes through here, from the files."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ def metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The run's ``metrics.jsonl`` records (one per epoch), in order."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: training curves and β over epochs need a "
-                                "run folder written by `edlnet train`")
+        raise FileNotFoundError(
+            f"{path} not found: training curves and β over epochs need a run folder written by `edlnet train`"
+        )
     return read_jsonl(path)
 
 

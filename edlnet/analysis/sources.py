@@ -1,5 +1,6 @@
 """What an analysis looks at: a model loaded from a run folder or a checkpoint, the run folder
 it came from (metrics, config), a label for plots, and a few test images."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,13 +58,16 @@ def model_kind(model: nn.Module) -> str:
     return "+".join(modes) if modes else "plain"
 
 
-def load_source(path: str | Path, which: str = "best", device: str | torch.device = "cpu",
-                label: str | None = None) -> ModelSource:
+def load_source(
+    path: str | Path, which: str = "best", device: str | torch.device = "cpu", label: str | None = None
+) -> ModelSource:
     """Load the model at ``path`` (a run folder or a checkpoint folder) in eval mode."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; give a run folder written by "
-                                "`edlnet train` or a checkpoint folder written by edlnet.save")
+        raise FileNotFoundError(
+            f"{path} does not exist; give a run folder written by "
+            "`edlnet train` or a checkpoint folder written by edlnet.save"
+        )
     try:
         ckpt = resolve_checkpoint(path, which)
         model = load(ckpt, map_location=device).float().eval()
@@ -71,8 +75,9 @@ def load_source(path: str | Path, which: str = "best", device: str | torch.devic
     except CheckpointError as e:
         raise ValueError(str(e)) from None
     run_dir = find_run_dir(path)
-    return ModelSource(label or model_kind(model), model, ckpt, run_dir, dict(spec),
-                       fixed_label=label is not None)
+    return ModelSource(
+        label or model_kind(model), model, ckpt, run_dir, dict(spec), fixed_label=label is not None
+    )
 
 
 def _origin(s: ModelSource, width: int = 28) -> str:
@@ -107,9 +112,13 @@ def run_config(run_dir: Path | None) -> dict[str, Any]:
     return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
 
 
-def sample_images(n: int, run_dir: Path | None = None, dataset: str | None = None,
-                root: str | None = None, device: str | torch.device = "cpu"
-                ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+def sample_images(
+    n: int,
+    run_dir: Path | None = None,
+    dataset: str | None = None,
+    root: str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """The first ``n`` test images (float in [0, 1]), labels and class names of ``dataset``
     (default: the run's dataset, else the bundled CIFAR-10 sample). The first images, not a
     random draw, so every analysis and every model sees the same ones."""

@@ -1,5 +1,6 @@
 """Tables: the one record type every analysis and the timing benchmark write, as JSON (exact
 numbers, for programs and the report) and Markdown (for people)."""
+
 from __future__ import annotations
 
 import json
@@ -29,21 +30,31 @@ class Table:
         return [row.get(key) for row in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "columns": list(self.columns),
-                "rows": self.rows, "notes": list(self.notes), "meta": self.meta}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": self.rows,
+            "notes": list(self.notes),
+            "meta": self.meta,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Table":
-        return cls(name=data["name"], title=data["title"], columns=list(data["columns"]),
-                   rows=list(data["rows"]), notes=list(data.get("notes", [])),
-                   meta=dict(data.get("meta", {})))
+    def from_dict(cls, data: dict[str, Any]) -> Table:
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            columns=list(data["columns"]),
+            rows=list(data["rows"]),
+            notes=list(data.get("notes", [])),
+            meta=dict(data.get("meta", {})),
+        )
 
     def to_markdown(self, heading: str = "###") -> str:
         """GitHub-flavoured Markdown: the title (as a heading of that level, or bold when
         ``heading`` is empty), the table, then the notes."""
         lines = [f"{heading} {self.title}" if heading else f"**{self.title}**", ""]
-        lines.append(markdown_grid(self.columns, [[row.get(c) for c in self.columns]
-                                                  for row in self.rows]))
+        lines.append(markdown_grid(self.columns, [[row.get(c) for c in self.columns] for row in self.rows]))
         if self.notes:
             lines.append("")
             lines.extend(f"- {note}" for note in self.notes)
@@ -89,5 +100,6 @@ def read_table(path: str | Path) -> Table:
     try:
         return Table.from_dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot read analysis table {path}: {e}; re-run `edlnet analyze` "
-                         "to rewrite it") from None
+        raise ValueError(
+            f"cannot read analysis table {path}: {e}; re-run `edlnet analyze` to rewrite it"
+        ) from None

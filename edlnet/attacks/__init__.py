@@ -5,11 +5,11 @@ attack-specific info). Inputs are images in [0, 1]; budgets are in pixel units.
 The AutoAttack and Square wrappers run the reference implementation
 (PyPI ``pyautoattack``, a dependency); it is imported only when they run.
 """
+
 from .adaptive import Adaptive, adaptive
 from .autoattack import REFERENCE_ATTACKS, AutoAttack
+from .base import Attack, AttackResult, EpsLike, attack_mode, parse_eps, perturbation_norm, project, robust_at
 from .bpda import SurrogatePGD, make_twin
-from .base import (Attack, AttackResult, EpsLike, attack_mode, parse_eps, perturbation_norm,
-                   project, robust_at)
 from .cw import CarliniWagnerL2, cw_accuracy
 from .eot import EOTPGD, is_randomized
 from .fgsm import FGSM
@@ -21,9 +21,31 @@ from .structure_loss import ResidualPGD
 from .transfer import Transfer, transfer_attack
 
 __all__ = [
-    "Adaptive", "Attack", "AttackResult", "AutoAttack", "CarliniWagnerL2", "EOTPGD", "EpsLike",
-    "FGSM", "PGD", "REFERENCE_ATTACKS", "ResidualPGD", "SparseFool", "Square", "SurrogatePGD",
-    "Transfer", "adaptive", "attack_mode", "cross_entropy", "cw_accuracy", "is_randomized",
-    "make_twin", "margin", "parse_eps", "perturbation_norm", "project", "robust_at",
+    "EOTPGD",
+    "FGSM",
+    "PGD",
+    "REFERENCE_ATTACKS",
+    "Adaptive",
+    "Attack",
+    "AttackResult",
+    "AutoAttack",
+    "CarliniWagnerL2",
+    "EpsLike",
+    "ResidualPGD",
+    "SparseFool",
+    "Square",
+    "SurrogatePGD",
+    "Transfer",
+    "adaptive",
+    "attack_mode",
+    "cross_entropy",
+    "cw_accuracy",
+    "is_randomized",
+    "make_twin",
+    "margin",
+    "parse_eps",
+    "perturbation_norm",
+    "project",
+    "robust_at",
     "transfer_attack",
 ]

@@ -3,13 +3,14 @@
 PyPI's ``pyautoattack`` installs it as the package ``pyautoattack``; a checkout of the
 original repository installs it as ``autoattack``. Either works.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import logging
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator
 
 import torch
 

@@ -5,10 +5,12 @@ reweighting w can explode, detached ones can point the wrong way. So a gradient 
 once per policy and each example keeps the worst case: it counts as robust only if it
 survives both runs.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,8 +41,9 @@ class Adaptive(Attack):
     name = "adaptive"
     norms = ("Linf", "L2", "L1", "L0")
 
-    def __init__(self, attack: Attack, policies: Sequence[str] = W_GRAD_POLICIES,
-                 cascade: bool = False) -> None:
+    def __init__(
+        self, attack: Attack, policies: Sequence[str] = W_GRAD_POLICIES, cascade: bool = False
+    ) -> None:
         self.minimal_norm = attack.minimal_norm  # a minimal-norm attack may have no budget
         super().__init__(attack.model, eps=attack.eps_fraction, norm=attack.norm, w_grad=None)
         unknown = [p for p in policies if p not in W_GRAD_POLICIES]
@@ -55,8 +58,11 @@ class Adaptive(Attack):
         return self.policies if has_w_grad_policy(self.model) else (None,)
 
     def _settings(self) -> dict[str, Any]:
-        return {"attack": self.attack.settings(), "policies": list(self.active_policies()),
-                "cascade": self.cascade}
+        return {
+            "attack": self.attack.settings(),
+            "policies": list(self.active_policies()),
+            "cascade": self.cascade,
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         policies = self.active_policies()
@@ -76,10 +82,12 @@ class Adaptive(Attack):
             alive &= result.robust
         best, chosen = _worst_case(self.model, x, y, results, self.norm)
         names = [str(p) for p in policies]
-        return best, {"robust_by_policy": {n: r.robust for n, r in zip(names, results)},
-                      "ran_by_policy": {n: m for n, m in zip(names, ran)},
-                      "chosen_policy": [names[i] for i in chosen.tolist()],
-                      "by_policy": {n: r.info for n, r in zip(names, results)}}
+        return best, {
+            "robust_by_policy": {n: r.robust for n, r in zip(names, results)},
+            "ran_by_policy": {n: m for n, m in zip(names, ran)},
+            "chosen_policy": [names[i] for i in chosen.tolist()],
+            "by_policy": {n: r.info for n, r in zip(names, results)},
+        }
 
 
 def _run_on(attack: Attack, x: Tensor, y: Tensor, alive: Tensor) -> AttackResult:
@@ -95,14 +103,14 @@ def _run_on(attack: Attack, x: Tensor, y: Tensor, alive: Tensor) -> AttackResult
     return AttackResult(x_adv=x_adv, robust=robust, info=info)
 
 
-def adaptive(attack: Attack, x: Tensor, y: Tensor,
-             policies: Sequence[str] = W_GRAD_POLICIES) -> AttackResult:
+def adaptive(attack: Attack, x: Tensor, y: Tensor, policies: Sequence[str] = W_GRAD_POLICIES) -> AttackResult:
     """Run ``attack`` under every ``w_grad`` policy and keep the per-example worst case."""
     return Adaptive(attack, policies).run(x, y)
 
 
-def _worst_case(model: torch.nn.Module, x: Tensor, y: Tensor, results: list[AttackResult],
-                norm: str) -> tuple[Tensor, Tensor]:
+def _worst_case(
+    model: torch.nn.Module, x: Tensor, y: Tensor, results: list[AttackResult], norm: str
+) -> tuple[Tensor, Tensor]:
     best = results[0].x_adv.clone()
     fooled = ~results[0].robust
     size = perturbation_norm(best - x, norm)
@@ -114,8 +122,11 @@ def _worst_case(model: torch.nn.Module, x: Tensor, y: Tensor, results: list[Atta
         new_size = perturbation_norm(result.x_adv - x, norm)
         with torch.no_grad():
             new_score = margin(model(result.x_adv), y)
-        take = ((new_fooled & ~fooled) | (new_fooled & fooled & (new_size < size))
-                | (~new_fooled & ~fooled & (new_score > score)))
+        take = (
+            (new_fooled & ~fooled)
+            | (new_fooled & fooled & (new_size < size))
+            | (~new_fooled & ~fooled & (new_score > score))
+        )
         best[take] = result.x_adv[take]
         size = torch.where(take, new_size, size)
         score = torch.where(take, new_score, score)

@@ -1,10 +1,12 @@
 """AutoAttack through the reference implementation (Croce & Hein, ICML 2020)."""
+
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,33 +50,49 @@ class AutoAttack(Attack):
     name = "autoattack"
     norms = ("Linf", "L2", "L1")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf",
-                 version: str | None = None, attacks: str | Sequence[str] | None = None,
-                 seed: int | None = 0, n_classes: int | None = None,
-                 n_target_classes: int | None = None, n_iter: int | None = None,
-                 n_restarts: int | None = None, n_queries: int | None = None,
-                 batch_size: int = 250, w_grad: str | None = None,
-                 parts: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        version: str | None = None,
+        attacks: str | Sequence[str] | None = None,
+        seed: int | None = 0,
+        n_classes: int | None = None,
+        n_target_classes: int | None = None,
+        n_iter: int | None = None,
+        n_restarts: int | None = None,
+        n_queries: int | None = None,
+        batch_size: int = 250,
+        w_grad: str | None = None,
+        parts: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm=norm, w_grad=w_grad)
         if isinstance(attacks, str):
             attacks = [attacks]
         if attacks is not None:
             unknown = [a for a in attacks if a not in REFERENCE_ATTACKS]
             if unknown or not attacks:
-                raise ValueError(f"unknown AutoAttack attacks {unknown or attacks}; "
-                                 f"choose from {REFERENCE_ATTACKS}")
+                raise ValueError(
+                    f"unknown AutoAttack attacks {unknown or attacks}; choose from {REFERENCE_ATTACKS}"
+                )
         version = version or ("custom" if attacks is not None else "standard")
         if version not in VERSIONS:
             raise ValueError(f"unknown AutoAttack version {version!r}; use one of {VERSIONS}")
         if (version == "custom") != (attacks is not None):
-            raise ValueError("give attacks=[...] exactly when version='custom' "
-                             f"(got version={version!r}, attacks={attacks!r})")
+            raise ValueError(
+                "give attacks=[...] exactly when version='custom' "
+                f"(got version={version!r}, attacks={attacks!r})"
+            )
         if parts is not None:
             unknown = [a for a in parts if a not in REFERENCE_ATTACKS]
             if unknown or not parts or version == "custom":
-                raise ValueError(f"parts={list(parts)!r} selects attacks of a named version with that "
-                                 f"version's settings; choose from {REFERENCE_ATTACKS} and a version "
-                                 "other than custom")
+                raise ValueError(
+                    f"parts={list(parts)!r} selects attacks of a named version with that "
+                    f"version's settings; choose from {REFERENCE_ATTACKS} and a version "
+                    "other than custom"
+                )
         self.parts = list(parts) if parts is not None else None
         if n_classes is not None and n_classes < 2:
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
@@ -89,11 +107,19 @@ class AutoAttack(Attack):
         self.batch_size = int(batch_size)
 
     def _settings(self) -> dict[str, Any]:
-        return {"version": self.version, "attacks": self.attacks, "seed": self.seed,
-                "n_classes": self.n_classes, "n_target_classes": self.n_target_classes,
-                "n_iter": self.n_iter, "n_restarts": self.n_restarts,
-                "n_queries": self.n_queries, "batch_size": self.batch_size, "parts": self.parts,
-                "reference_version": _reference.version()}
+        return {
+            "version": self.version,
+            "attacks": self.attacks,
+            "seed": self.seed,
+            "n_classes": self.n_classes,
+            "n_target_classes": self.n_target_classes,
+            "n_iter": self.n_iter,
+            "n_restarts": self.n_restarts,
+            "n_queries": self.n_queries,
+            "batch_size": self.batch_size,
+            "parts": self.parts,
+            "reference_version": _reference.version(),
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         reference = _reference.load("autoattack")
@@ -103,8 +129,15 @@ class AutoAttack(Attack):
             with torch.no_grad():
                 n_classes = int(self.model(x[:1]).shape[1])
         guard = GradientGuard(self.model)
-        aa = reference.AutoAttack(guard, attacks=self.attacks, device=x.device, eps=self.eps,
-                                  norm=self.norm, seed=self.seed, version=self.version)
+        aa = reference.AutoAttack(
+            guard,
+            attacks=self.attacks,
+            device=x.device,
+            eps=self.eps,
+            norm=self.norm,
+            seed=self.seed,
+            version=self.version,
+        )
         self._configure(aa, n_classes)
         if self.parts is not None:
             # Run some of a named version's attacks with that version's own settings (restarts,
@@ -124,18 +157,26 @@ class AutoAttack(Attack):
             sys.settrace(trace)
         lines = [record.getMessage() for record in records]
         # The reference repeats a warning once per batch and restart; keep each once, in order.
-        flags = list(dict.fromkeys(record.getMessage() for record in records
-                                   if record.levelno >= logging.WARNING))
+        flags = list(
+            dict.fromkeys(record.getMessage() for record in records if record.levelno >= logging.WARNING)
+        )
         if guard.stats["nonfinite"]:
-            flags.append(f"edlnet: {guard.stats['nonfinite']} of {guard.stats['evaluations']} per-example "
-                         "input gradients inside AutoAttack were not finite (set to zero before the "
-                         "reference saw them; docs/checks.md#autoattack_flags)")
+            flags.append(
+                f"edlnet: {guard.stats['nonfinite']} of {guard.stats['evaluations']} per-example "
+                "input gradients inside AutoAttack were not finite (set to zero before the "
+                "reference saw them; docs/checks.md#autoattack_flags)"
+            )
         self._grad_stats["evaluations"] += guard.stats["evaluations"]
         self._grad_stats["nonfinite"] += guard.stats["nonfinite"]
         self._grad_stats["zero"] += guard.stats["zero"]
-        return x_adv, {"flags": flags, "log": lines, "robust_accuracy": _parse_accuracy(lines),
-                       "attacks": list(aa.attacks_to_run), "n_classes": n_classes,
-                       "policy": self.w_grad or "model"}
+        return x_adv, {
+            "flags": flags,
+            "log": lines,
+            "robust_accuracy": _parse_accuracy(lines),
+            "attacks": list(aa.attacks_to_run),
+            "n_classes": n_classes,
+            "policy": self.w_grad or "model",
+        }
 
     def _configure(self, aa: Any, n_classes: int) -> None:
         targets = self.n_target_classes or min(_DEFAULT_TARGETS, n_classes - 1)

@@ -6,22 +6,24 @@ fraction and as a float); attacks run in fp32 with the model in eval mode and au
 and put every submodule's mode back afterwards; gradient attacks run under the requested
 reweighting-gradient policy of the dictionary layers (``w_grad``).
 """
+
 from __future__ import annotations
 
 import abc
 import contextlib
 import math
 import numbers
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, ClassVar, Iterator, Union
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from edlnet.layers.gradient_policy import W_GRAD_POLICIES, w_grad_policy
 
-EpsLike = Union[str, float, int, Fraction]
+EpsLike = str | float | int | Fraction
 NORMS = ("Linf", "L2", "L1", "L0")
 
 # A per-example gradient whose norm falls below this fraction of its norm at the attack's first
@@ -186,8 +188,9 @@ class Attack(abc.ABC):
     norms: ClassVar[tuple[str, ...]] = ("Linf", "L2")
     minimal_norm: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike | None, norm: str,
-                 w_grad: str | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, *, eps: EpsLike | None, norm: str, w_grad: str | None = None
+    ) -> None:
         if norm not in self.norms:
             raise ValueError(f"{self.name} supports norms {self.norms}, got {norm!r}")
         if w_grad is not None and w_grad not in W_GRAD_POLICIES:
@@ -256,8 +259,9 @@ class Attack(abc.ABC):
             return x_adv.clamp(0.0, 1.0)
         return project(x, x_adv, self.eps, self.norm)
 
-    def _loss_and_grad(self, x_adv: Tensor, y: Tensor,
-                       loss_fn: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _loss_and_grad(
+        self, x_adv: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Logits, per-example loss and sanitized input gradient of the summed loss at ``x_adv``.
 
         Examples are independent in eval mode, so the gradient of the summed loss is the
@@ -300,8 +304,7 @@ class Attack(abc.ABC):
         return torch.nan_to_num(grad, nan=0.0, posinf=big, neginf=-big)
 
 
-def judge(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor
-          ) -> tuple[Tensor, Tensor, dict[str, int]]:
+def judge(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> tuple[Tensor, Tensor, dict[str, int]]:
     """Per-example robustness at ``x_adv``, never crediting a break to a broken computation.
 
     A non-finite adversarial image is not an image: it falls back to the clean image, so it is
@@ -336,12 +339,16 @@ def normalize_l2(grad: Tensor) -> Tensor:
 
 def _check_inputs(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     if not torch.is_floating_point(x):
-        raise ValueError(f"attack inputs must be float images in [0, 1], got dtype {x.dtype}; "
-                         "convert uint8 images with x.float() / 255")
+        raise ValueError(
+            f"attack inputs must be float images in [0, 1], got dtype {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
     x = x.detach().float()
     if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-        raise ValueError(f"attack inputs must lie in [0, 1], got range [{float(x.min()):.4g}, "
-                         f"{float(x.max()):.4g}]; normalization belongs inside the model")
+        raise ValueError(
+            f"attack inputs must lie in [0, 1], got range [{float(x.min()):.4g}, "
+            f"{float(x.max()):.4g}]; normalization belongs inside the model"
+        )
     y = y.detach().long()
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
@@ -351,5 +358,6 @@ def _check_inputs(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 def _check_fp32(model: nn.Module) -> None:
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if torch.is_floating_point(tensor) and tensor.dtype != torch.float32:
-            raise ValueError(f"attacks run in fp32 but {name} is {tensor.dtype}; "
-                             "call model.float() before evaluating")
+            raise ValueError(
+                f"attacks run in fp32 but {name} is {tensor.dtype}; call model.float() before evaluating"
+            )

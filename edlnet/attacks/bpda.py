@@ -5,10 +5,12 @@ explode, vanish or point the wrong way while its forward pass is perfectly well 
 Backward Pass Differentiable Approximation keeps the forward pass honest and replaces only the
 backward pass by that of a smooth approximation with the same weights.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -81,20 +83,46 @@ class SurrogatePGD(PGD):
     name = "surrogate_pgd"
     norms = ("Linf", "L2")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf", twin: str = "conv",
-                 steps: int = 20, alpha: EpsLike | None = None, restarts: int = 1,
-                 random_start: bool = True, loss: str = "ce", seed: int = 0,
-                 smooth_eps: float = 1.0, w_grad: str | None = None) -> None:
-        super().__init__(model, eps=eps, norm=norm, steps=steps, alpha=alpha, restarts=restarts,
-                         random_start=random_start, loss=loss, seed=seed, w_grad=w_grad)
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        twin: str = "conv",
+        steps: int = 20,
+        alpha: EpsLike | None = None,
+        restarts: int = 1,
+        random_start: bool = True,
+        loss: str = "ce",
+        seed: int = 0,
+        smooth_eps: float = 1.0,
+        w_grad: str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            eps=eps,
+            norm=norm,
+            steps=steps,
+            alpha=alpha,
+            restarts=restarts,
+            random_start=random_start,
+            loss=loss,
+            seed=seed,
+            w_grad=w_grad,
+        )
         self.twin_kind = twin
         self.smooth_eps = float(smooth_eps)
         self.twin = make_twin(model, twin, self.smooth_eps)
         self.twinned_layers = len(dict_layers(self.twin))
 
     def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "twin": self.twin_kind, "smooth_eps": self.smooth_eps,
-                "twinned_layers": self.twinned_layers}
+        return {
+            **super()._settings(),
+            "twin": self.twin_kind,
+            "smooth_eps": self.smooth_eps,
+            "twinned_layers": self.twinned_layers,
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         # The base class puts only self.model in attack mode; the twin needs the same
@@ -104,8 +132,9 @@ class SurrogatePGD(PGD):
         info["twin"] = self.twin_kind
         return x_adv, info
 
-    def _loss_and_grad(self, x_adv: Tensor, y: Tensor,
-                       loss_fn: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _loss_and_grad(
+        self, x_adv: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """True logits and loss; gradient = twin's Jacobian applied to ∂loss/∂(true logits)."""
         x_adv = x_adv.detach()
         with torch.no_grad():
@@ -120,4 +149,4 @@ class SurrogatePGD(PGD):
         return logits, loss.detach(), self._sanitize_grad(grad)
 
 
-__all__ = ["SurrogatePGD", "TWINS", "make_twin"]
+__all__ = ["TWINS", "SurrogatePGD", "make_twin"]

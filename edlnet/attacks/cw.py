@@ -1,7 +1,9 @@
 """Carlini-Wagner L2 attack: minimal-norm adversarial examples by optimization."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -37,10 +39,19 @@ class CarliniWagnerL2(Attack):
     norms = ("L2",)
     minimal_norm = True
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike | None = None, steps: int = 100,
-                 binary_search_steps: int = 9, initial_const: float = 1e-3, lr: float = 0.01,
-                 confidence: float = 0.0, abort_early: bool = True,
-                 w_grad: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike | None = None,
+        steps: int = 100,
+        binary_search_steps: int = 9,
+        initial_const: float = 1e-3,
+        lr: float = 0.01,
+        confidence: float = 0.0,
+        abort_early: bool = True,
+        w_grad: str | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm="L2", w_grad=w_grad)
         if steps < 1 or binary_search_steps < 1:
             raise ValueError("CW needs steps >= 1 and binary_search_steps >= 1")
@@ -52,9 +63,14 @@ class CarliniWagnerL2(Attack):
         self.abort_early = bool(abort_early)
 
     def _settings(self) -> dict[str, Any]:
-        return {"steps": self.steps, "binary_search_steps": self.binary_search_steps,
-                "initial_const": self.initial_const, "lr": self.lr,
-                "confidence": self.confidence, "abort_early": self.abort_early}
+        return {
+            "steps": self.steps,
+            "binary_search_steps": self.binary_search_steps,
+            "initial_const": self.initial_const,
+            "lr": self.lr,
+            "confidence": self.confidence,
+            "abort_early": self.abort_early,
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         n = x.shape[0]
@@ -74,8 +90,16 @@ class CarliniWagnerL2(Attack):
             const = torch.where(bounded, (lower + upper) / 2, const * 10)
         return best, {"norm": best_norm, "found": torch.isfinite(best_norm)}
 
-    def _optimize(self, x: Tensor, y: Tensor, w_clean: Tensor, const: Tensor, best: Tensor,
-                  best_norm: Tensor, skip: Tensor) -> Tensor:
+    def _optimize(
+        self,
+        x: Tensor,
+        y: Tensor,
+        w_clean: Tensor,
+        const: Tensor,
+        best: Tensor,
+        best_norm: Tensor,
+        skip: Tensor,
+    ) -> Tensor:
         """One binary-search step: Adam on w; updates ``best``/``best_norm`` in place and
         returns which examples reached an adversarial point at this ``const``."""
         w = w_clean.clone().requires_grad_(True)
@@ -114,8 +138,9 @@ class _Adam:
     seconds per process, more than a small CW run itself.
     """
 
-    def __init__(self, param: Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, param: Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ) -> None:
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
         self.m = torch.zeros_like(param)
         self.v = torch.zeros_like(param)
@@ -131,8 +156,9 @@ class _Adam:
         self.param.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
 
 
-def cw_accuracy(model: nn.Module, x: Tensor, y: Tensor, eps: EpsLike | Sequence[EpsLike],
-                **cw_kwargs: Any) -> dict[str, float]:
+def cw_accuracy(
+    model: nn.Module, x: Tensor, y: Tensor, eps: EpsLike | Sequence[EpsLike], **cw_kwargs: Any
+) -> dict[str, float]:
     """Robust accuracy under L2 budget(s) from one unbounded CW run.
 
     Returns ``{"8/255": acc, ...}`` keyed by each budget's exact string, plus ``"clean"``.

@@ -1,8 +1,10 @@
 """Expectation over Transformation: PGD on the average gradient of a randomized model."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,12 +75,33 @@ class EOTPGD(PGD):
     name = "eot_pgd"
     norms = ("Linf", "L2")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf", steps: int = 20,
-                 alpha: EpsLike | None = None, eot_samples: int = 8, restarts: int = 1,
-                 random_start: bool = True, seed: int = 0, loss: str = "ce",
-                 w_grad: str | None = None) -> None:
-        super().__init__(model, eps=eps, norm=norm, steps=steps, alpha=alpha, restarts=restarts,
-                         random_start=random_start, loss=loss, seed=seed, w_grad=w_grad)
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        steps: int = 20,
+        alpha: EpsLike | None = None,
+        eot_samples: int = 8,
+        restarts: int = 1,
+        random_start: bool = True,
+        seed: int = 0,
+        loss: str = "ce",
+        w_grad: str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            eps=eps,
+            norm=norm,
+            steps=steps,
+            alpha=alpha,
+            restarts=restarts,
+            random_start=random_start,
+            loss=loss,
+            seed=seed,
+            w_grad=w_grad,
+        )
         if eot_samples < 1:
             raise ValueError(f"eot_samples must be >= 1, got {eot_samples}")
         self.eot_samples = int(eot_samples)
@@ -115,8 +138,7 @@ class EOTPGD(PGD):
                     x_adv = self._step(x, x_adv, grad)
         return best, {"loss": best_loss}
 
-    def _expectation(self, x_adv: Tensor, y: Tensor, with_grad: bool
-                     ) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _expectation(self, x_adv: Tensor, y: Tensor, with_grad: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         """Prediction votes (N, C), mean loss and mean input gradient over the passes."""
         votes: Tensor | None = None
         loss_sum = torch.zeros(x_adv.shape[0], device=x_adv.device)

@@ -1,4 +1,5 @@
 """FGSM: one signed-gradient step (Goodfellow, Shlens & Szegedy, ICLR 2015, arXiv 2014)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,15 @@ class FGSM(Attack):
     name = "fgsm"
     norms = ("Linf", "L2")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf", loss: str = "ce",
-                 w_grad: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        loss: str = "ce",
+        w_grad: str | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm=norm, w_grad=w_grad)
         self.loss = loss
         self._loss_fn = get_loss(loss)

@@ -1,7 +1,8 @@
 """Per-example attack losses; every one is maximized by the attacker."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor

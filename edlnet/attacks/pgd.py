@@ -1,4 +1,5 @@
 """PGD under an Linf or L2 budget (Madry et al., ICLR 2018)."""
+
 from __future__ import annotations
 
 import math
@@ -42,9 +43,20 @@ class PGD(Attack):
     name = "pgd"
     norms = ("Linf", "L2")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf", steps: int = 20,
-                 alpha: EpsLike | None = None, restarts: int = 1, random_start: bool = True,
-                 loss: str = "ce", seed: int = 0, w_grad: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        steps: int = 20,
+        alpha: EpsLike | None = None,
+        restarts: int = 1,
+        random_start: bool = True,
+        loss: str = "ce",
+        seed: int = 0,
+        w_grad: str | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm=norm, w_grad=w_grad)
         if steps < 1 or restarts < 1:
             raise ValueError(f"PGD needs steps >= 1 and restarts >= 1, got {steps} and {restarts}")
@@ -61,9 +73,15 @@ class PGD(Attack):
             self.alpha_fraction, self.alpha = parse_eps(alpha)
 
     def _settings(self) -> dict[str, Any]:
-        return {"steps": self.steps, "alpha": self.alpha, "alpha_exact": str(self.alpha_fraction),
-                "restarts": self.restarts, "random_start": self.random_start,
-                "loss": self.loss, "seed": self.seed}
+        return {
+            "steps": self.steps,
+            "alpha": self.alpha,
+            "alpha_exact": str(self.alpha_fraction),
+            "restarts": self.restarts,
+            "random_start": self.random_start,
+            "loss": self.loss,
+            "seed": self.seed,
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
@@ -100,8 +118,9 @@ class PGD(Attack):
         return project(x, x_adv + self.alpha * direction, self.eps, self.norm)
 
 
-def _keep_best(best: Tensor, best_loss: Tensor, best_fooled: Tensor, x_adv: Tensor,
-               loss: Tensor, fooled: Tensor) -> None:
+def _keep_best(
+    best: Tensor, best_loss: Tensor, best_fooled: Tensor, x_adv: Tensor, loss: Tensor, fooled: Tensor
+) -> None:
     """In place: take ``x_adv`` where it is the first to fool, or has a higher loss while
     nothing has fooled yet. A NaN loss never wins."""
     loss = torch.nan_to_num(loss, nan=-math.inf)

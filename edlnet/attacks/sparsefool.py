@@ -1,4 +1,5 @@
 """SparseFool: sparse (L1) adversarial perturbations from DeepFool linearizations."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,9 +41,18 @@ class SparseFool(Attack):
     norms = ("L1",)
     minimal_norm = True
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike | None = None, lambda_: float = 3.0,
-                 max_iter: int = 20, overshoot: float = 0.02, deepfool_max_iter: int = 50,
-                 n_candidates: int = 10, w_grad: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike | None = None,
+        lambda_: float = 3.0,
+        max_iter: int = 20,
+        overshoot: float = 0.02,
+        deepfool_max_iter: int = 50,
+        n_candidates: int = 10,
+        w_grad: str | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm="L1", w_grad=w_grad)
         if lambda_ < 1:
             raise ValueError(f"SparseFool needs lambda_ >= 1 (1 = on the boundary), got {lambda_}")
@@ -55,8 +65,13 @@ class SparseFool(Attack):
         self.n_candidates = int(n_candidates)
 
     def _settings(self) -> dict[str, Any]:
-        return {"lambda": self.lambda_, "max_iter": self.max_iter, "overshoot": self.overshoot,
-                "deepfool_max_iter": self.deepfool_max_iter, "n_candidates": self.n_candidates}
+        return {
+            "lambda": self.lambda_,
+            "max_iter": self.max_iter,
+            "overshoot": self.overshoot,
+            "deepfool_max_iter": self.deepfool_max_iter,
+            "n_candidates": self.n_candidates,
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         with torch.no_grad():

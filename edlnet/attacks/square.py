@@ -1,4 +1,5 @@
 """Square Attack, black-box, through the reference implementation (Andriushchenko et al. 2020)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,10 +31,20 @@ class Square(Attack):
     name = "square"
     norms = ("Linf", "L2", "L1")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf",
-                 n_queries: int = 5000, n_restarts: int = 1, p_init: float = 0.8,
-                 loss: str = "margin", seed: int = 0, rescale_schedule: bool = True,
-                 w_grad: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        n_queries: int = 5000,
+        n_restarts: int = 1,
+        p_init: float = 0.8,
+        loss: str = "margin",
+        seed: int = 0,
+        rescale_schedule: bool = True,
+        w_grad: str | None = None,
+    ) -> None:
         super().__init__(model, eps=eps, norm=norm, w_grad=w_grad)
         if loss not in SQUARE_LOSSES:
             raise ValueError(f"unknown Square loss {loss!r}; use one of {SQUARE_LOSSES}")
@@ -45,19 +56,34 @@ class Square(Attack):
         self.rescale_schedule = bool(rescale_schedule)
 
     def _settings(self) -> dict[str, Any]:
-        return {"n_queries": self.n_queries, "n_restarts": self.n_restarts,
-                "p_init": self.p_init, "loss": self.loss, "seed": self.seed,
-                "rescale_schedule": self.rescale_schedule,
-                "reference_version": _reference.version()}
+        return {
+            "n_queries": self.n_queries,
+            "n_restarts": self.n_restarts,
+            "p_init": self.p_init,
+            "loss": self.loss,
+            "seed": self.seed,
+            "rescale_schedule": self.rescale_schedule,
+            "reference_version": _reference.version(),
+        }
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         if x.dim() != 4:
             raise ValueError(f"Square needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
         reference = _reference.load("square")
         attack = reference.SquareAttack(
-            self.model, norm=self.norm, n_queries=self.n_queries, eps=self.eps,
-            p_init=self.p_init, n_restarts=self.n_restarts, seed=self.seed, verbose=False,
-            targeted=False, loss=self.loss, resc_schedule=self.rescale_schedule, device=x.device)
+            self.model,
+            norm=self.norm,
+            n_queries=self.n_queries,
+            eps=self.eps,
+            p_init=self.p_init,
+            n_restarts=self.n_restarts,
+            seed=self.seed,
+            verbose=False,
+            targeted=False,
+            loss=self.loss,
+            resc_schedule=self.rescale_schedule,
+            device=x.device,
+        )
         with torch.no_grad(), _reference.preserve_rng(x.device):
             x_adv = attack.perturb(x, y)
         return x_adv, {}

@@ -9,9 +9,11 @@ every pixel out of the trusted region removes it: nothing is trusted any more, t
 reweighted correction becomes a bounded sign term and the code of the perturbed input stays
 close to the plain convolution z₀ = A(x + δ), which is what a standard CNN would see.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +41,15 @@ def layer_residual(layer: DictConv2d, x: Tensor, out: Tensor) -> Tensor:
     if layer.normalize:
         sigma = layer.dict_norm
         weight, z = weight / sigma, z / sigma
-    recon = dict_adjoint(z, weight, x.shape[-2:], stride=layer.stride, padding=layer.padding,
-                         dilation=layer.dilation, groups=layer.groups)
+    recon = dict_adjoint(
+        z,
+        weight,
+        x.shape[-2:],
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+    )
     return x - recon
 
 
@@ -96,33 +105,58 @@ class ResidualPGD(PGD):
     name = "residual_pgd"
     norms = ("Linf", "L2")
 
-    def __init__(self, model: nn.Module, *, eps: EpsLike, norm: str = "Linf", steps: int = 20,
-                 alpha: EpsLike | None = None, restarts: int = 1, random_start: bool = True,
-                 seed: int = 0, kappa: float = 1.0, layers: str = "first",
-                 w_grad: str | None = None) -> None:
-        super().__init__(model, eps=eps, norm=norm, steps=steps, alpha=alpha, restarts=restarts,
-                         random_start=random_start, loss="ce", seed=seed, w_grad=w_grad)
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        eps: EpsLike,
+        norm: str = "Linf",
+        steps: int = 20,
+        alpha: EpsLike | None = None,
+        restarts: int = 1,
+        random_start: bool = True,
+        seed: int = 0,
+        kappa: float = 1.0,
+        layers: str = "first",
+        w_grad: str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            eps=eps,
+            norm=norm,
+            steps=steps,
+            alpha=alpha,
+            restarts=restarts,
+            random_start=random_start,
+            loss="ce",
+            seed=seed,
+            w_grad=w_grad,
+        )
         if layers not in LAYER_CHOICES:
             raise ValueError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}")
         found = reweighting_layers(model)
         if not found:
-            raise NotApplicable("ResidualPGD needs a robust or elastic DictConv2d with n_steps >= 1; "
-                             "the model has none")
+            raise NotApplicable(
+                "ResidualPGD needs a robust or elastic DictConv2d with n_steps >= 1; the model has none"
+            )
         self.kappa = float(kappa)
         self.layers = layers
         self.layer_names = [n for n, _ in (found[:1] if layers == "first" else found)]
 
     def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "kappa": self.kappa, "layers": self.layers,
-                "layer_names": list(self.layer_names)}
+        return {
+            **super()._settings(),
+            "kappa": self.kappa,
+            "layers": self.layers,
+            "layer_names": list(self.layer_names),
+        }
 
     def _forward_with_term(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Logits and the per-example saturation term from one forward (hooks keep the graph)."""
         modules = dict(self.model.named_modules())
         with capture_layers(self.model, detach=False) as records:
             logits = self.model(x)
-        terms = [saturation(modules[n], records[n]["input"], records[n]["output"])
-                 for n in self.layer_names]
+        terms = [saturation(modules[n], records[n]["input"], records[n]["output"]) for n in self.layer_names]
         return logits, torch.stack(terms).mean(dim=0)
 
     def residual_term(self, x: Tensor) -> Tensor:
@@ -137,8 +171,9 @@ class ResidualPGD(PGD):
             info["residual_term"] = self._forward_with_term(best)[1]
         return best, info
 
-    def _loss_and_grad(self, x_adv: Tensor, y: Tensor,
-                       loss_fn: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _loss_and_grad(
+        self, x_adv: Tensor, y: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Logits and CE (for the selection) and the gradient of CE + kappa·term (the step)."""
         x_adv = x_adv.detach().requires_grad_(True)
         logits, term = self._forward_with_term(x_adv)

@@ -1,4 +1,5 @@
 """Transfer attack: craft on a surrogate model, evaluate on the target."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,7 @@ class Transfer(Attack):
         self.source = source
 
     def _settings(self) -> dict[str, Any]:
-        return {"source": self.source.settings(),
-                "source_model": type(self.source.model).__name__}
+        return {"source": self.source.settings(), "source_model": type(self.source.model).__name__}
 
     def _perturb(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Any]]:
         # The target sits in eval mode here; the source attack puts its own model there too.

@@ -31,9 +31,9 @@ from .split import validation_indices
 from .tinyimagenet import read_tiny_imagenet
 
 __all__ = [
-    "BatchIterator",
     "CIFAR10_CLASSES",
     "DATASET_NAMES",
+    "BatchIterator",
     "DatasetError",
     "ImageDataset",
     "crop_flip",

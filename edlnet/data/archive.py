@@ -5,8 +5,8 @@ from __future__ import annotations
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import DatasetError
 

@@ -19,9 +19,7 @@ def random_draw_device(generator: torch.Generator | None) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _randint(
-    high: int, n: int, generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
+def _randint(high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     draw = torch.randint(0, high, (n,), generator=generator, device=random_draw_device(generator))
     return draw.to(device)
 
@@ -74,9 +72,7 @@ def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.to(x.device)[:, None, None, None], x.flip(-1), x)
 
 
-def random_flip(
-    x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def random_flip(x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mirror each image left-right independently with probability ``p``."""
     _check_batch(x)
     draw = torch.rand(x.shape[0], generator=generator, device=random_draw_device(generator))
@@ -100,9 +96,7 @@ def cutout_at(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) ->
     return x.masked_fill(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0)
 
 
-def cutout(
-    x: torch.Tensor, size: int = 16, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def cutout(x: torch.Tensor, size: int = 16, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Cutout (DeVries & Taylor, 2017): zero one square per image at a uniform centre.
 
     ``size`` 16 is the paper's choice for CIFAR-10 (8 for CIFAR-100).
@@ -116,8 +110,6 @@ def cutout(
     return cutout_at(x, cy, cx, size)
 
 
-def crop_flip(
-    x: torch.Tensor, padding: int = 4, *, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def crop_flip(x: torch.Tensor, padding: int = 4, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """The standard CIFAR training augmentation: :func:`random_crop` then :func:`random_flip`."""
     return random_flip(random_crop(x, padding, generator=generator), generator=generator)

@@ -14,8 +14,8 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -72,12 +72,14 @@ def load_or_decode(
         try:
             return read_npz_cache(path)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            warnings.warn(f"ignoring unreadable dataset cache {path} ({error}); decoding again")
+            warnings.warn(f"ignoring unreadable dataset cache {path} ({error}); decoding again", stacklevel=2)
     dataset = decode()
     try:
         write_npz_cache(dataset, path)
     except OSError as error:
-        warnings.warn(f"could not write dataset cache {path} ({error}); next load decodes again")
+        warnings.warn(
+            f"could not write dataset cache {path} ({error}); next load decodes again", stacklevel=2
+        )
     return dataset
 
 

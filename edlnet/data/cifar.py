@@ -190,13 +190,10 @@ def _read_batches(
         data = np.asarray(get_key(batch, "data", where))
         label = np.asarray(get_key(batch, layout.label_key, where))
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise DatasetError(
-                f"{where}: expected 'data' as uint8 (N, 3072), got {data.dtype} {data.shape}"
-            )
+            raise DatasetError(f"{where}: expected 'data' as uint8 (N, 3072), got {data.dtype} {data.shape}")
         if label.ndim != 1 or len(label) != len(data) or not np.issubdtype(label.dtype, np.integer):
             raise DatasetError(
-                f"{where}: expected {len(data)} integer '{layout.label_key}', "
-                f"got {label.dtype} {label.shape}"
+                f"{where}: expected {len(data)} integer '{layout.label_key}', got {label.dtype} {label.shape}"
             )
         if len(label) and (label.min() < 0 or label.max() >= num_classes):
             raise DatasetError(

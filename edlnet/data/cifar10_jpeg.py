@@ -23,7 +23,16 @@ from .errors import DatasetError
 from .imagefolder import read_image_folder
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 ARCHIVE_NAME = "cifar10-jpeg.tar.gz"
 LABEL_FILES = {
@@ -55,12 +64,22 @@ def read_cifar10_jpeg(
         x_test, y_test = _release_order(dataset.x_test, dataset.y_test, orders["test"])
         info["order"] = "official release order"
         return ImageDataset(
-            name=dataset.name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-            class_names=dataset.class_names, info=info,
+            name=dataset.name,
+            x_train=x_train,
+            y_train=y_train,
+            x_test=x_test,
+            y_test=y_test,
+            class_names=dataset.class_names,
+            info=info,
         )
     return ImageDataset(
-        name=dataset.name, x_train=dataset.x_train, y_train=dataset.y_train,
-        x_test=dataset.x_test, y_test=dataset.y_test, class_names=dataset.class_names, info=info,
+        name=dataset.name,
+        x_train=dataset.x_train,
+        y_train=dataset.y_train,
+        x_test=dataset.x_test,
+        y_test=dataset.y_test,
+        class_names=dataset.class_names,
+        info=info,
     )
 
 
@@ -76,9 +95,7 @@ def _locate(root: Path) -> Path:
     )
 
 
-def _release_order(
-    x: torch.Tensor, y: torch.Tensor, label_file: Path
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _release_order(x: torch.Tensor, y: torch.Tensor, label_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder class-major images into the release order given by its label sequence.
 
     Official image ``i`` with label ``c`` is the ``k``-th image of class ``c``, where ``k``

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 
@@ -76,9 +76,7 @@ class ImageDataset:
         """Device holding the tensors."""
         return self.x_train.device
 
-    def split_validation(
-        self, size: int | float, seed: int = 0, stratified: bool = True
-    ) -> "ImageDataset":
+    def split_validation(self, size: int | float, seed: int = 0, stratified: bool = True) -> ImageDataset:
         """Move a seeded, by default class-stratified, part of the training set to validation.
 
         Args:
@@ -106,7 +104,7 @@ class ImageDataset:
             info=info,
         )
 
-    def to(self, device: torch.device | str) -> "ImageDataset":
+    def to(self, device: torch.device | str) -> ImageDataset:
         """Copy every split to ``device`` (pixels stay ``uint8``)."""
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -122,7 +120,7 @@ class ImageDataset:
             y_val=move(self.y_val),
         )
 
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "ImageDataset":
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> ImageDataset:
         """The first ``n_train`` training and ``n_test`` test images (``None``: all).
 
         First-n rather than random keeps quick runs comparable with standard practice such
@@ -151,16 +149,13 @@ def _check_split(name: str, split: str, x: object, y: object, num_classes: int) 
         raise DatasetError(f"{name}: {split} images and labels must be torch tensors")
     if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
         raise DatasetError(
-            f"{name}: {split} images must be uint8 (N, 3, H, W), "
-            f"got {x.dtype} {tuple(x.shape)}"
+            f"{name}: {split} images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}"
         )
     if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
         raise DatasetError(
-            f"{name}: {split} labels must be int64 of shape ({len(x)},), "
-            f"got {y.dtype} {tuple(y.shape)}"
+            f"{name}: {split} labels must be int64 of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}"
         )
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise DatasetError(
-            f"{name}: {split} labels must lie in [0, {num_classes}), "
-            f"got [{int(y.min())}, {int(y.max())}]"
+            f"{name}: {split} labels must lie in [0, {num_classes}), got [{int(y.min())}, {int(y.max())}]"
         )

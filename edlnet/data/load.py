@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .archive import is_archive
 from .cifar import CIFAR10, CIFAR100, read_cifar10, read_cifar100
@@ -19,7 +19,13 @@ from .tinyimagenet import FOLDER as TINY_FOLDER
 from .tinyimagenet import read_tiny_imagenet
 
 DATASET_NAMES = (
-    "cifar10-sample", "cifar10", "cifar100", "cifar10-jpeg", "tinyimagenet", "imagefolder", "npz"
+    "cifar10-sample",
+    "cifar10",
+    "cifar100",
+    "cifar10-jpeg",
+    "tinyimagenet",
+    "imagefolder",
+    "npz",
 )
 
 # Names whose root is the dataset itself, with no sensible default location.
@@ -118,18 +124,10 @@ _Reader = Callable[[Path, bool, "str | os.PathLike | None"], ImageDataset]
 _BY_NAME: dict[str, _Reader] = {
     "cifar10-sample": lambda root, cache, cache_dir: load_cifar10_sample(),
     "cifar10": lambda root, cache, cache_dir: read_cifar10(root, cache=cache, cache_dir=cache_dir),
-    "cifar100": lambda root, cache, cache_dir: read_cifar100(
-        root, cache=cache, cache_dir=cache_dir
-    ),
-    "cifar10-jpeg": lambda root, cache, cache_dir: read_cifar10_jpeg(
-        root, cache=cache, cache_dir=cache_dir
-    ),
-    "tinyimagenet": lambda root, cache, cache_dir: read_tiny_imagenet(
-        root, cache=cache, cache_dir=cache_dir
-    ),
-    "imagefolder": lambda root, cache, cache_dir: read_image_folder(
-        root, cache=cache, cache_dir=cache_dir
-    ),
+    "cifar100": lambda root, cache, cache_dir: read_cifar100(root, cache=cache, cache_dir=cache_dir),
+    "cifar10-jpeg": lambda root, cache, cache_dir: read_cifar10_jpeg(root, cache=cache, cache_dir=cache_dir),
+    "tinyimagenet": lambda root, cache, cache_dir: read_tiny_imagenet(root, cache=cache, cache_dir=cache_dir),
+    "imagefolder": lambda root, cache, cache_dir: read_image_folder(root, cache=cache, cache_dir=cache_dir),
     "npz": lambda root, cache, cache_dir: read_npz(root),
 }
 _READERS: dict[str, tuple[str, _Reader]] = {_normalize(n): (n, r) for n, r in _BY_NAME.items()}

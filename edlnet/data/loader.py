@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -76,13 +76,9 @@ class BatchIterator:
         if x.device != y.device:
             raise ValueError(f"images on {x.device} but labels on {y.device}")
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"invalid batch_size {batch_size}, rank {rank} or world_size {world_size}"
-            )
+            raise ValueError(f"invalid batch_size {batch_size}, rank {rank} or world_size {world_size}")
         if batch_size % world_size:
-            raise ValueError(
-                f"global batch_size {batch_size} must be divisible by world_size {world_size}"
-            )
+            raise ValueError(f"global batch_size {batch_size} must be divisible by world_size {world_size}")
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle, self.drop_last = shuffle, drop_last

@@ -26,7 +26,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         # The official files were written by numpy 1 (numpy.core.*); numpy 2 renamed the
         # module to numpy._core and warns on the old name.
         if module.startswith("numpy.core"):
-            module = "numpy._core" + module[len("numpy.core"):]
+            module = "numpy._core" + module[len("numpy.core") :]
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         return super().find_class(module, name)
@@ -46,9 +46,7 @@ def load_pickle(data: bytes, name: str) -> dict:
     except Exception as error:  # a corrupt pickle can raise almost anything
         raise DatasetError(f"{name} is not a CIFAR pickle: {error}") from None
     if not isinstance(obj, dict):
-        raise DatasetError(
-            f"{name} is not a CIFAR pickle: expected a dict, got {type(obj).__name__}"
-        )
+        raise DatasetError(f"{name} is not a CIFAR pickle: expected a dict, got {type(obj).__name__}")
     return obj
 
 

@@ -46,8 +46,13 @@ def load_cifar10_sample() -> ImageDataset:
         test_images=f"first {N_TEST} official test images",
     )
     return ImageDataset(
-        name=SAMPLE_NAME, x_train=dataset.x_train, y_train=dataset.y_train, x_test=dataset.x_test,
-        y_test=dataset.y_test, class_names=dataset.class_names, info=info,
+        name=SAMPLE_NAME,
+        x_train=dataset.x_train,
+        y_train=dataset.y_train,
+        x_test=dataset.x_test,
+        y_test=dataset.y_test,
+        class_names=dataset.class_names,
+        info=info,
     )
 
 
@@ -73,9 +78,7 @@ def build_cifar10_sample(
         if per_batch > prefix or n_test > len(data["x_test_first"]):
             raise ValueError(f"the subset has only {prefix} images per batch")
         rows = np.concatenate([np.arange(b * prefix, b * prefix + per_batch) for b in range(5)])
-        official = np.concatenate(
-            [np.arange(b * _BATCH_SIZE, b * _BATCH_SIZE + per_batch) for b in range(5)]
-        )
+        official = np.concatenate([np.arange(b * _BATCH_SIZE, b * _BATCH_SIZE + per_batch) for b in range(5)])
         nchw = (0, 3, 1, 2)
         arrays = {
             "x_train": np.ascontiguousarray(data["x_train_batchprefixes"][rows].transpose(nchw)),

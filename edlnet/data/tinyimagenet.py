@@ -116,8 +116,7 @@ def _assemble(files: dict[str, ImageSource], location: Path) -> ImageDataset:
         names = sorted(n for n in files if n.startswith(prefix) and is_image_name(n))
         if not names:
             raise DatasetError(
-                f"incomplete Tiny-ImageNet in {location}: no images in {prefix} "
-                f"for class {wnid} of wnids.txt"
+                f"incomplete Tiny-ImageNet in {location}: no images in {prefix} for class {wnid} of wnids.txt"
             )
         train_items += [(f"{location}/{n}", files[n]) for n in names]
         train_labels += [label_of[wnid]] * len(names)

@@ -6,6 +6,7 @@ with every suite. ``benchmark(model)`` is RobustBench's protocol (AutoAttack sta
 first pixel-exact CIFAR-10 test images). ``edlnet eval RUN_DIR --suite NAME`` is the command
 line; it writes ``results.json`` and ``results.md``, shards over torchrun ranks and resumes.
 """
+
 from .checks import CHECK_NAMES
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from .report import markdown
@@ -15,6 +16,23 @@ from .shard import merge_records, run_shard, shard_batches
 from .store import ResumeError
 from .suites import ATTACKS, Budget, Entry, Suite, SuiteError, list_suites, load_suite
 
-__all__ = ["ATTACKS", "Budget", "CHECK_NAMES", "CORRUPTIONS", "Entry", "ResumeError", "SEVERITIES",
-           "Suite", "SuiteError", "benchmark", "corrupt", "evaluate", "list_suites", "load_suite",
-           "markdown", "merge_records", "run_shard", "shard_batches"]
+__all__ = [
+    "ATTACKS",
+    "CHECK_NAMES",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "Budget",
+    "Entry",
+    "ResumeError",
+    "Suite",
+    "SuiteError",
+    "benchmark",
+    "corrupt",
+    "evaluate",
+    "list_suites",
+    "load_suite",
+    "markdown",
+    "merge_records",
+    "run_shard",
+    "shard_batches",
+]

@@ -18,6 +18,7 @@ points at 50% accuracy).
 ``values["white_box"]`` (1 and 2) is what the black-box check compares Square against, and
 ``robust`` (1, 2 and 3) is the entry's contribution to the worst case.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,19 +36,26 @@ WHITE_BOX_PART = ("apgd-ce", "apgd-t", "fab-t")
 def is_split_autoattack(entry: Entry) -> bool:
     """AutoAttack standard (any gradient policy): the entries this module runs, so that its
     Square part is always kept apart from the white-box part."""
-    return (entry.kind == "attack" and entry.attack == "autoattack"
-            and entry.settings.get("version", "standard") == "standard"
-            and not entry.settings.get("attacks") and not entry.settings.get("parts"))
+    return (
+        entry.kind == "attack"
+        and entry.attack == "autoattack"
+        and entry.settings.get("version", "standard") == "standard"
+        and not entry.settings.get("attacks")
+        and not entry.settings.get("parts")
+    )
 
 
-def run_autoattack_split(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int],
-                         record: Any, seed: int) -> None:
+def run_autoattack_split(
+    entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int], record: Any, seed: int
+) -> None:
     """Fill ``record`` (a BatchRecord) for ``entry`` on the examples ``todo`` of the batch."""
     settings = {k: v for k, v in entry.settings.items() if k != "version"}
     n_queries = settings.pop("n_queries", None)
     if entry.cascade:
-        raise ValueError(f"{entry.name}: AutoAttack standard cannot be cascaded (its `aa_standard` "
-                         "column must be AutoAttack's own verdict on every clean-correct example)")
+        raise ValueError(
+            f"{entry.name}: AutoAttack standard cannot be cascaded (its `aa_standard` "
+            "column must be AutoAttack's own verdict on every clean-correct example)"
+        )
     if not has_w_grad_policy(model):
         policies: tuple[str | None, ...] = (None,)
     elif entry.w_grad == "both":
@@ -55,14 +63,25 @@ def run_autoattack_split(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, t
     else:
         policies = (None if entry.w_grad == "model" else entry.w_grad,)
     n = x.shape[0]
-    white = {i: True for i in todo}
+    white = dict.fromkeys(todo, True)
     first_policy: dict[int, bool] = {}
-    record.settings = {"white_box_part": list(WHITE_BOX_PART), "policies": [p or "model" for p in policies],
-                       "square": "once, on the examples the first policy's white-box part left robust"}
+    record.settings = {
+        "white_box_part": list(WHITE_BOX_PART),
+        "policies": [p or "model" for p in policies],
+        "square": "once, on the examples the first policy's white-box part left robust",
+    }
     for k, policy in enumerate(policies):
         run_on = [i for i in todo if white[i]]
-        attack = AutoAttack(model, eps=entry.eps, norm=entry.norm, version="standard",
-                            parts=list(WHITE_BOX_PART), seed=seed, w_grad=policy, **settings)
+        attack = AutoAttack(
+            model,
+            eps=entry.eps,
+            norm=entry.norm,
+            version="standard",
+            parts=list(WHITE_BOX_PART),
+            seed=seed,
+            w_grad=policy,
+            **settings,
+        )
         name = policy or "model"
         record.settings[f"white_box:{name}"] = attack.settings()
         if run_on:
@@ -80,9 +99,16 @@ def run_autoattack_split(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, t
             column[i] = white[i] if k > 0 else first_policy[i]
         record.by_policy[name] = column
     square_on = [i for i in todo if first_policy.get(i)]
-    square = AutoAttack(model, eps=entry.eps, norm=entry.norm, version="standard", parts=["square"],
-                        seed=seed, n_queries=n_queries, **{k: v for k, v in settings.items()
-                                                if k in ("batch_size", "n_classes")})
+    square = AutoAttack(
+        model,
+        eps=entry.eps,
+        norm=entry.norm,
+        version="standard",
+        parts=["square"],
+        seed=seed,
+        n_queries=n_queries,
+        **{k: v for k, v in settings.items() if k in ("batch_size", "n_classes")},
+    )
     record.settings["square"] = square.settings()
     square_robust: dict[int, bool] = {}
     if square_on:
@@ -93,7 +119,8 @@ def run_autoattack_split(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, t
     record.values["square"] = [square_robust.get(i) for i in range(n)]
     record.values["aa_standard"] = [
         (first_policy[i] and square_robust.get(i, True)) if i in first_policy else record.robust[i]
-        for i in range(n)]
+        for i in range(n)
+    ]
     for i in todo:
         record.robust[i] = white[i] and square_robust.get(i, True)
 

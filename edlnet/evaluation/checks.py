@@ -39,12 +39,14 @@ the others all missed, never a difference of totals.
   when EOT attacks were added to its worst case.
 - ``autoattack_flags``: AutoAttack's own warnings, and non-finite gradients or images inside it.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import statistics
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from edlnet.attacks import parse_eps
 
@@ -64,21 +66,35 @@ TRANSFER = "check/transfer"
 DOC = "docs/checks.md"
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "large_eps": {"norm": "Linf", "eps": "64/255", "steps": 20, "max_accuracy": 0.02,
-                  "limit": 500},
+    "large_eps": {"norm": "Linf", "eps": "64/255", "steps": 20, "max_accuracy": 0.02, "limit": 500},
     "more_steps": {"base": None, "steps": None, "restarts": 2, "tolerance": 0.005, "limit": 500},
     "single_step": {"tolerance": 0.005},
     "black_box": {"n_queries": 1000, "tolerance": 0.002, "limit": 500},
     "transfer": {"steps": 20, "tolerance": 0.002, "limit": 500},
-    "gradients": {"n_probe": 64, "h": 1e-3, "max_bad_fraction": 0.01, "min_agreement": 0.9,
-                  "vanishing_fraction": 1e-3, "pgd_steps": 5},
+    "gradients": {
+        "n_probe": 64,
+        "h": 1e-3,
+        "max_bad_fraction": 0.01,
+        "min_agreement": 0.9,
+        "vanishing_fraction": 1e-3,
+        "pgd_steps": 5,
+    },
     "budget_monotone": {"tolerance": 0.005},
     "deterministic": {"eot_samples": 8, "steps": 20},
     "autoattack_flags": {},
 }
-CHECK_NAMES = ("large_eps", "more_steps", "single_step", "black_box", "transfer",
-               "input_gradients", "gradient_agreement", "budget_monotone", "deterministic",
-               "autoattack_flags")
+CHECK_NAMES = (
+    "large_eps",
+    "more_steps",
+    "single_step",
+    "black_box",
+    "transfer",
+    "input_gradients",
+    "gradient_agreement",
+    "budget_monotone",
+    "deterministic",
+    "autoattack_flags",
+)
 # Attacks whose gradients are a surrogate's, not the evaluated model's.
 SURROGATE_GRADIENTS = ("surrogate-pgd", "transfer")
 # Square below this many queries is too weak to tell masking apart from a weak attack.
@@ -101,14 +117,14 @@ def resolve_check_options(suite: Suite, raw: Mapping[str, Any], where: str) -> d
         if not isinstance(given, Mapping):
             raise SuiteError(f"{where}: checks.{name} must be a mapping of options or false")
         if given.get("enabled", True) is False:  # {enabled: false, reason: "..."}
-            out[name] = {"enabled": False,
-                         "reason": str(given.get("reason", "turned off in the suite file"))}
+            out[name] = {"enabled": False, "reason": str(given.get("reason", "turned off in the suite file"))}
             continue
         given = {k: v for k, v in given.items() if k not in ("enabled", "reason")}
         bad = set(given) - set(defaults)
         if bad:
-            raise SuiteError(f"{where}: checks.{name} has no options {sorted(bad)}; "
-                             f"its options are {sorted(defaults)}")
+            raise SuiteError(
+                f"{where}: checks.{name} has no options {sorted(bad)}; its options are {sorted(defaults)}"
+            )
         out[name] = {**defaults, **given, "enabled": True}
     _resolve_references(suite, out, where)
     for entry in check_entries(suite, out, has_surrogate=True, randomized=True):
@@ -130,28 +146,39 @@ def _resolve_references(suite: Suite, opts: dict[str, Any], where: str) -> None:
             opts[name] = {"enabled": False, "reason": "the suite has no main budget to compare at"}
     black = opts["black_box"]
     if black["enabled"] and int(black["n_queries"]) < MIN_SQUARE_QUERIES:
-        raise SuiteError(f"{where}: checks.black_box.n_queries must be >= {MIN_SQUARE_QUERIES} "
-                         f"(got {black['n_queries']}): a weaker Square cannot tell masking from "
-                         "a weak attack")
+        raise SuiteError(
+            f"{where}: checks.black_box.n_queries must be >= {MIN_SQUARE_QUERIES} "
+            f"(got {black['n_queries']}): a weaker Square cannot tell masking from "
+            "a weak attack"
+        )
     more = opts["more_steps"]
     if more["enabled"]:
         if more["base"] is None:
-            base = next((e for e in suite.entries
-                         if e.kind == "attack" and e.attack == "pgd" and e.budget == main), None)
+            base = next(
+                (e for e in suite.entries if e.kind == "attack" and e.attack == "pgd" and e.budget == main),
+                None,
+            )
             if base is None:
-                opts["more_steps"] = {"enabled": False,
-                                      "reason": "the suite has no PGD entry at its main budget"}
+                opts["more_steps"] = {
+                    "enabled": False,
+                    "reason": "the suite has no PGD entry at its main budget",
+                }
             else:
                 more["base"] = base.name
         else:
             base = suite.entry(more["base"])
             if base.attack != "pgd":
-                raise SuiteError(f"{where}: checks.more_steps.base must name a PGD entry, "
-                                 f"{base.name!r} is {base.attack}")
+                raise SuiteError(
+                    f"{where}: checks.more_steps.base must name a PGD entry, {base.name!r} is {base.attack}"
+                )
 
 
-def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
-                  has_surrogate: bool = False, randomized: bool = False) -> list[Entry]:
+def check_entries(
+    suite: Suite,
+    options: Mapping[str, Any] | None = None,
+    has_surrogate: bool = False,
+    randomized: bool = False,
+) -> list[Entry]:
     """The extra entries the checks need (run after the suite's own, with role "check").
 
     The attacks that compare with the suite's run cascaded: only on the examples every earlier
@@ -163,25 +190,45 @@ def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
     main = suite.main
     grads = opts["gradients"]
     if grads["enabled"]:
-        probe = {"h": float(grads["h"]), "pgd_steps": int(grads["pgd_steps"]),
-                 "vanishing_fraction": float(grads["vanishing_fraction"])}
+        probe = {
+            "h": float(grads["h"]),
+            "pgd_steps": int(grads["pgd_steps"]),
+            "vanishing_fraction": float(grads["vanishing_fraction"]),
+        }
         if main is not None:
             probe.update(norm=main.norm, eps=str(main.eps))
-        out.append(Entry(name=PROBE, kind="probe", settings=probe, role="check",
-                         limit=int(grads["n_probe"])))
+        out.append(Entry(name=PROBE, kind="probe", settings=probe, role="check", limit=int(grads["n_probe"])))
     det = opts["deterministic"]
     if det["enabled"] and randomized and main is not None:
         # Under the true gradient only: EOTPGD judges by majority vote over its samples, which a
         # per-policy wrapper would replace by a single random pass.
-        out.append(Entry(name=EOT, kind="attack", attack="eot-pgd", norm=main.norm, eps=main.eps,
-                         w_grad="exact", role="check",
-                         settings={"steps": int(det["steps"]), "eot_samples": int(det["eot_samples"])}))
+        out.append(
+            Entry(
+                name=EOT,
+                kind="attack",
+                attack="eot-pgd",
+                norm=main.norm,
+                eps=main.eps,
+                w_grad="exact",
+                role="check",
+                settings={"steps": int(det["steps"]), "eot_samples": int(det["eot_samples"])},
+            )
+        )
     large = opts["large_eps"]
     if large["enabled"]:
-        out.append(Entry(name=LARGE_EPS, kind="attack", attack="pgd", norm=large["norm"],
-                         eps=parse_eps(large["eps"])[0], w_grad="both", role="check",
-                         settings={"steps": int(large["steps"]), "random_start": False},
-                         limit=large["limit"]))
+        out.append(
+            Entry(
+                name=LARGE_EPS,
+                kind="attack",
+                attack="pgd",
+                norm=large["norm"],
+                eps=parse_eps(large["eps"])[0],
+                w_grad="both",
+                role="check",
+                settings={"steps": int(large["steps"]), "random_start": False},
+                limit=large["limit"],
+            )
+        )
     more = opts["more_steps"]
     if more["enabled"]:
         base = suite.entry(more["base"])
@@ -189,39 +236,85 @@ def check_entries(suite: Suite, options: Mapping[str, Any] | None = None,
         # "More" is never fewer than the base's own steps and restarts.
         steps = max(int(more["steps"] or 4 * base_steps), base_steps)
         restarts = max(int(more["restarts"]), int(base.settings.get("restarts", 1)))
-        out.append(Entry(name=MORE_STEPS, kind="attack", attack="pgd", norm=base.norm,
-                         eps=base.eps, w_grad=base.w_grad, role="check", limit=more["limit"],
-                         settings={**base.settings, "steps": steps, "restarts": restarts},
-                         cascade=True))
+        out.append(
+            Entry(
+                name=MORE_STEPS,
+                kind="attack",
+                attack="pgd",
+                norm=base.norm,
+                eps=base.eps,
+                w_grad=base.w_grad,
+                role="check",
+                limit=more["limit"],
+                settings={**base.settings, "steps": steps, "restarts": restarts},
+                cascade=True,
+            )
+        )
     transfer = opts["transfer"]
     if transfer["enabled"] and has_surrogate:
-        out.append(Entry(name=TRANSFER, kind="attack", attack="transfer", norm=main.norm,
-                         eps=main.eps, role="check", limit=transfer["limit"],
-                         settings={"source": "pgd", "steps": int(transfer["steps"])}, cascade=True))
+        out.append(
+            Entry(
+                name=TRANSFER,
+                kind="attack",
+                attack="transfer",
+                norm=main.norm,
+                eps=main.eps,
+                role="check",
+                limit=transfer["limit"],
+                settings={"source": "pgd", "steps": int(transfer["steps"])},
+                cascade=True,
+            )
+        )
     black = opts["black_box"]
     # AutoAttack standard at the main budget already runs Square (5,000 queries) on the examples
     # its white-box part left robust; a second, weaker Square would only repeat it.
     # Only a full-strength one stands in: an entry whose n_queries is lowered below the minimum
     # (a quick run) does not (unset: the reference's 5,000).
-    has_square = any(is_split_autoattack(e) and e.budget == main
-                     and int(e.settings.get("n_queries", 5000)) >= MIN_SQUARE_QUERIES
-                     for e in suite.entries)
+    has_square = any(
+        is_split_autoattack(e)
+        and e.budget == main
+        and int(e.settings.get("n_queries", 5000)) >= MIN_SQUARE_QUERIES
+        for e in suite.entries
+    )
     if black["enabled"] and not has_square:
-        out.append(Entry(name=SQUARE, kind="attack", attack="square", norm=main.norm,
-                         eps=main.eps, role="check", limit=black["limit"],
-                         settings={"n_queries": int(black["n_queries"])}, cascade=True))
+        out.append(
+            Entry(
+                name=SQUARE,
+                kind="attack",
+                attack="square",
+                norm=main.norm,
+                eps=main.eps,
+                role="check",
+                limit=black["limit"],
+                settings={"n_queries": int(black["n_queries"])},
+                cascade=True,
+            )
+        )
     # Last, so that no cascaded check attack skips what it breaks: the single-step check needs
     # FGSM at the main budget and adds it when the suite has none.
     single = opts["single_step"]
-    if single["enabled"] and main is not None and not any(
-            e.attack == "fgsm" and e.budget == main for e in suite.entries):
-        out.append(Entry(name=FGSM, kind="attack", attack="fgsm", norm=main.norm, eps=main.eps,
-                         w_grad="both", role="check"))
+    if (
+        single["enabled"]
+        and main is not None
+        and not any(e.attack == "fgsm" and e.budget == main for e in suite.entries)
+    ):
+        out.append(
+            Entry(
+                name=FGSM,
+                kind="attack",
+                attack="fgsm",
+                norm=main.norm,
+                eps=main.eps,
+                w_grad="both",
+                role="check",
+            )
+        )
     return out
 
 
-def run_checks(suite: Suite, merged: Mapping[str, EntryResult], has_surrogate: bool,
-               randomized: bool | None = None) -> list[dict[str, Any]]:
+def run_checks(
+    suite: Suite, merged: Mapping[str, EntryResult], has_surrogate: bool, randomized: bool | None = None
+) -> list[dict[str, Any]]:
     """Every check's verdict from the merged per-example results."""
     opts = suite.checks
     clean = merged["clean"].robust
@@ -242,15 +335,22 @@ def run_checks(suite: Suite, merged: Mapping[str, EntryResult], has_surrogate: b
 _STATUS = {True: "passed", False: "failed", None: "skipped"}
 
 
-def _result(name: str, passed: bool | None, detail: str, applicable: bool = True,
-            **data: Any) -> dict[str, Any]:
+def _result(
+    name: str, passed: bool | None, detail: str, applicable: bool = True, **data: Any
+) -> dict[str, Any]:
     """A check's verdict. ``applicable=False`` (with ``passed`` None): the suite holds nothing
     the check is about (no budget sweep, no AutoAttack entry), which is not a skipped check."""
     if passed is False:
         detail += f" (what to do: {DOC}#{name})"
     status = _STATUS[passed] if applicable else "not applicable"
-    return {"name": name, "status": status, "passed": passed, "detail": detail,
-            "doc": f"{DOC}#{name}", **data}
+    return {
+        "name": name,
+        "status": status,
+        "passed": passed,
+        "detail": detail,
+        "doc": f"{DOC}#{name}",
+        **data,
+    }
 
 
 def _off(name: str, opts: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -272,8 +372,9 @@ def _policies(result: EntryResult) -> str:
     return "+".join(names) if names else "model's own gradients"
 
 
-def _large_eps(opts: Mapping[str, Any], merged: Mapping[str, EntryResult],
-               clean: list[bool | None]) -> dict[str, Any]:
+def _large_eps(
+    opts: Mapping[str, Any], merged: Mapping[str, EntryResult], clean: list[bool | None]
+) -> dict[str, Any]:
     if (off := _off("large_eps", opts)) is not None:
         return off
     result = merged[LARGE_EPS]
@@ -285,21 +386,28 @@ def _large_eps(opts: Mapping[str, Any], merged: Mapping[str, EntryResult],
     acc = surviving / len(attacked)
     budget = result.entry.budget
     passed = acc <= float(opts["max_accuracy"])
-    detail = (f"PGD-{opts['steps']} from the clean image at {budget.label} "
-              f"({_policies(result)}) leaves {surviving} of {len(attacked)} clean-correct examples "
-              f"robust ({acc:.3f}; must be <= {opts['max_accuracy']})")
+    detail = (
+        f"PGD-{opts['steps']} from the clean image at {budget.label} "
+        f"({_policies(result)}) leaves {surviving} of {len(attacked)} clean-correct examples "
+        f"robust ({acc:.3f}; must be <= {opts['max_accuracy']})"
+    )
     if not passed:
         detail += ": gradient attacks cannot break the model even with a huge budget"
-    return _result("large_eps", passed, detail, accuracy=acc, n=len(attacked),
-                   threshold=float(opts["max_accuracy"]))
+    return _result(
+        "large_eps", passed, detail, accuracy=acc, n=len(attacked), threshold=float(opts["max_accuracy"])
+    )
 
 
-def _white_box_entries(suite: Suite, merged: Mapping[str, EntryResult], *, role: str | None = None,
-                       exclude: tuple[str, ...] = ()) -> list[EntryResult]:
+def _white_box_entries(
+    suite: Suite, merged: Mapping[str, EntryResult], *, role: str | None = None, exclude: tuple[str, ...] = ()
+) -> list[EntryResult]:
     """Gradient attacks inside the main budget (the suite's, and the checks' unless ``role``)."""
     entries = counted_entries((r.entry for r in merged.values()), suite.main)
-    return [merged[e.name] for e in entries
-            if e.gradient and e.name not in exclude and (role is None or e.role == role)]
+    return [
+        merged[e.name]
+        for e in entries
+        if e.gradient and e.name not in exclude and (role is None or e.role == role)
+    ]
 
 
 def _white_column(result: EntryResult) -> list[bool | None]:
@@ -330,9 +438,17 @@ def _union(columns: list[list[bool | None]]) -> list[bool | None]:
     return out
 
 
-def _only_broken_by(name: str, broken: list[bool | None], covered: list[int],
-                    white: list[EntryResult], clean: list[bool | None], tolerance: float,
-                    label: str, failure: str, denominator: int | None = None) -> dict[str, Any]:
+def _only_broken_by(
+    name: str,
+    broken: list[bool | None],
+    covered: list[int],
+    white: list[EntryResult],
+    clean: list[bool | None],
+    tolerance: float,
+    label: str,
+    failure: str,
+    denominator: int | None = None,
+) -> dict[str, Any]:
     """Examples that ``broken`` marks broken while every white-box attack left them robust.
 
     ``covered``: the clean-correct examples the compared attack(s) cover; the fraction is of
@@ -347,31 +463,48 @@ def _only_broken_by(name: str, broken: list[bool | None], covered: list[int],
     n = denominator or len(covered)
     fraction = len(only) / n
     passed = fraction <= tolerance
-    detail = (f"{label} broke {len(only)} of the {len(white_robust)} examples that every white-box "
-              f"attack ({', '.join(w.entry.name for w in white)}) left robust, among {len(covered)} "
-              f"clean-correct examples covered: {len(only)}/{n} = {fraction:.2%} (must be <= {tolerance:.2%})")
+    detail = (
+        f"{label} broke {len(only)} of the {len(white_robust)} examples that every white-box "
+        f"attack ({', '.join(w.entry.name for w in white)}) left robust, among {len(covered)} "
+        f"clean-correct examples covered: {len(only)}/{n} = {fraction:.2%} (must be <= {tolerance:.2%})"
+    )
     if not passed:
         detail += f": {failure}"
-    return _result(name, passed, detail, only_broken_by_it=len(only), n=len(covered),
-                   white_box_robust=len(white_robust), fraction=fraction, examples=only[:50])
+    return _result(
+        name,
+        passed,
+        detail,
+        only_broken_by_it=len(only),
+        n=len(covered),
+        white_box_robust=len(white_robust),
+        fraction=fraction,
+        examples=only[:50],
+    )
 
 
-def _more_steps(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
-                clean: list[bool | None]) -> dict[str, Any]:
+def _more_steps(
+    opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult], clean: list[bool | None]
+) -> dict[str, Any]:
     if (off := _off("more_steps", opts)) is not None:
         return off
     strong = merged[MORE_STEPS]
     settings = strong.entry.settings
     white = _white_box_entries(suite, merged, role="suite")
-    return _only_broken_by("more_steps", broken_by(strong), _attacked(strong, clean), white, clean,
-                           float(opts["tolerance"]),
-                           f"PGD-{settings['steps']} x{settings['restarts']} restarts",
-                           "the reported attacks had not converged; more iterations break examples "
-                           "they reported robust")
+    return _only_broken_by(
+        "more_steps",
+        broken_by(strong),
+        _attacked(strong, clean),
+        white,
+        clean,
+        float(opts["tolerance"]),
+        f"PGD-{settings['steps']} x{settings['restarts']} restarts",
+        "the reported attacks had not converged; more iterations break examples they reported robust",
+    )
 
 
-def _single_step(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
-                 clean: list[bool | None]) -> dict[str, Any]:
+def _single_step(
+    opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult], clean: list[bool | None]
+) -> dict[str, Any]:
     if (off := _off("single_step", opts)) is not None:
         return off
     singles = [r for r in _white_box_entries(suite, merged) if r.entry.attack == "fgsm"]
@@ -379,18 +512,31 @@ def _single_step(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Ent
     if not singles:
         return _result("single_step", None, "not run: no single-step (FGSM) attack at the main budget")
     if not multi:
-        return _result("single_step", None, "not run: the suite has no multi-step gradient attack "
-                       "at its main budget")
-    results = [_only_broken_by("single_step", broken_by(s), _attacked(s, clean), multi, clean,
-                               float(opts["tolerance"]), s.entry.name, "a single step finds what "
-                               "many steps miss: the multi-step attacks are misled (masked or noisy "
-                               "gradients)") for s in singles]
+        return _result(
+            "single_step", None, "not run: the suite has no multi-step gradient attack at its main budget"
+        )
+    results = [
+        _only_broken_by(
+            "single_step",
+            broken_by(s),
+            _attacked(s, clean),
+            multi,
+            clean,
+            float(opts["tolerance"]),
+            s.entry.name,
+            "a single step finds what "
+            "many steps miss: the multi-step attacks are misled (masked or noisy "
+            "gradients)",
+        )
+        for s in singles
+    ]
     failed = [r for r in results if r["passed"] is False]
     return failed[0] if failed else results[0]
 
 
-def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
-               clean: list[bool | None]) -> dict[str, Any]:
+def _black_box(
+    opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult], clean: list[bool | None]
+) -> dict[str, Any]:
     if (off := _off("black_box", opts)) is not None:
         return off
     # The check's own Square and the Square part of AutoAttack entries: both black-box.
@@ -408,28 +554,51 @@ def _black_box(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, Entry
         reach.update(_attacked(r, clean))
     covered = sorted(reach)
     evaluated = {i for r in ([own] if own is not None else []) + extra for i in r.evaluated()}
-    names = ", ".join(([f"Square-{own.entry.settings['n_queries']}"] if own is not None else []) +
-                      [f"{r.entry.name} (its Square)" for r in extra])
+    names = ", ".join(
+        ([f"Square-{own.entry.settings['n_queries']}"] if own is not None else [])
+        + [f"{r.entry.name} (its Square)" for r in extra]
+    )
     # AutoAttack's own rule divides by every example evaluated, correct or not.
-    return _only_broken_by("black_box", broken, covered, _white_box_entries(suite, merged), clean,
-                           float(opts["tolerance"]), names,
-                           "a gradient-free attack finds what the gradient attacks miss, a sign of "
-                           "masked gradients", denominator=len(evaluated))
+    return _only_broken_by(
+        "black_box",
+        broken,
+        covered,
+        _white_box_entries(suite, merged),
+        clean,
+        float(opts["tolerance"]),
+        names,
+        "a gradient-free attack finds what the gradient attacks miss, a sign of masked gradients",
+        denominator=len(evaluated),
+    )
 
 
-def _transfer(opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult],
-              clean: list[bool | None], has_surrogate: bool) -> dict[str, Any]:
+def _transfer(
+    opts: Mapping[str, Any],
+    suite: Suite,
+    merged: Mapping[str, EntryResult],
+    clean: list[bool | None],
+    has_surrogate: bool,
+) -> dict[str, Any]:
     if (off := _off("transfer", opts)) is not None:
         return off
     if not has_surrogate or TRANSFER not in merged:
-        return _result("transfer", None, "not run: no surrogate model given (surrogate=..., "
-                       "edlnet eval --surrogate CKPT): train a plain ResNet to check transfer")
+        return _result(
+            "transfer",
+            None,
+            "not run: no surrogate model given (surrogate=..., "
+            "edlnet eval --surrogate CKPT): train a plain ResNet to check transfer",
+        )
     result = merged[TRANSFER]
-    return _only_broken_by("transfer", broken_by(result), _attacked(result, clean),
-                           _white_box_entries(suite, merged), clean, float(opts["tolerance"]),
-                           "PGD transferred from the surrogate",
-                           "examples crafted on another model break what the white-box attacks "
-                           "miss, a sign of masked gradients")
+    return _only_broken_by(
+        "transfer",
+        broken_by(result),
+        _attacked(result, clean),
+        _white_box_entries(suite, merged),
+        clean,
+        float(opts["tolerance"]),
+        "PGD transferred from the surrogate",
+        "examples crafted on another model break what the white-box attacks miss, a sign of masked gradients",
+    )
 
 
 def _probe_keys(probe: EntryResult, prefix: str) -> list[str]:
@@ -454,15 +623,17 @@ def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult])
         # A surrogate's or a transfer source's gradients are not the model's.
         if result.entry.gradient and result.entry.attack not in SURROGATE_GRADIENTS:
             for policy, s in result.grad_stats.items():
-                total = stats.setdefault(policy, {"evaluations": 0, "nonfinite": 0, "zero": 0,
-                                                  "vanishing": 0})
+                total = stats.setdefault(
+                    policy, {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0}
+                )
                 for k in total:
                     total[k] += int(s.get(k, 0))
                 if s.get("evaluations"):
                     # Judged per entry too: pooling would let many clean steps of one attack
                     # hide a failing fraction in another.
-                    bad = (int(s.get("nonfinite", 0)) + int(s.get("zero", 0))
-                           + int(s.get("vanishing", 0))) / int(s["evaluations"])
+                    bad = (
+                        int(s.get("nonfinite", 0)) + int(s.get("zero", 0)) + int(s.get("vanishing", 0))
+                    ) / int(s["evaluations"])
                     if bad > worst_entry.get(policy, (-1.0, ""))[0]:
                         worst_entry[policy] = (bad, result.entry.name)
     probed: dict[str, dict[str, int]] = {}
@@ -486,22 +657,35 @@ def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult])
         bad_probe = p["bad"] + p["vanishing"]
         bad_steps = s["nonfinite"] + s["zero"] + s["vanishing"]
         worst = worst_entry.get(policy, (0.0, "–"))
-        verdicts[policy] = ((not p["points"] or bad_probe / p["points"] <= limit)
-                            and (not s["evaluations"] or bad_steps / s["evaluations"] <= limit)
-                            and worst[0] <= limit)
-        parts.append(f"{policy}: probe {p['bad']} zero/non-finite + {p['vanishing']} vanishing of "
-                     f"{p['points']} points (clean, random in the ball, PGD iterates); attack steps "
-                     f"{s['nonfinite']} non-finite + {s['zero']} zero + {s['vanishing']} vanishing "
-                     f"of {s['evaluations']} (worst entry {worst[1]}: {worst[0]:.1%} bad)")
+        verdicts[policy] = (
+            (not p["points"] or bad_probe / p["points"] <= limit)
+            and (not s["evaluations"] or bad_steps / s["evaluations"] <= limit)
+            and worst[0] <= limit
+        )
+        parts.append(
+            f"{policy}: probe {p['bad']} zero/non-finite + {p['vanishing']} vanishing of "
+            f"{p['points']} points (clean, random in the ball, PGD iterates); attack steps "
+            f"{s['nonfinite']} non-finite + {s['zero']} zero + {s['vanishing']} vanishing "
+            f"of {s['evaluations']} (worst entry {worst[1]}: {worst[0]:.1%} bad)"
+        )
     true = _true_policy(policies)
     passed = verdicts[true]
-    detail = ("; ".join(parts) + f" (the true gradient, {true}, must have <= {limit:.0%} bad; "
-              f"vanishing = norm below {opts['vanishing_fraction']:g} of the clean-image gradient's; "
-              "surrogate policies are reported only)")
+    detail = (
+        "; ".join(parts) + f" (the true gradient, {true}, must have <= {limit:.0%} bad; "
+        f"vanishing = norm below {opts['vanishing_fraction']:g} of the clean-image gradient's; "
+        "surrogate policies are reported only)"
+    )
     if not passed:
         detail += ": the model's true input gradient is non-finite, zero or vanishing"
-    return _result("input_gradients", passed, detail, steps=stats, probe=probed,
-                   by_policy={p: _STATUS[v] for p, v in verdicts.items()}, true_policy=true)
+    return _result(
+        "input_gradients",
+        passed,
+        detail,
+        steps=stats,
+        probe=probed,
+        by_policy={p: _STATUS[v] for p, v in verdicts.items()},
+        true_policy=true,
+    )
 
 
 def _gradient_agreement(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]) -> dict[str, Any]:
@@ -521,23 +705,32 @@ def _gradient_agreement(opts: Mapping[str, Any], merged: Mapping[str, EntryResul
         if not values:
             continue
         fractions[policy] = sum(1 for v in values if v) / len(values)
-        ratios = [float(r) for k in _probe_keys(probe, f"fd_ratio:{policy}")
-                  for r in probe.values[k] if r is not None]
+        ratios = [
+            float(r)
+            for k in _probe_keys(probe, f"fd_ratio:{policy}")
+            for r in probe.values[k]
+            if r is not None
+        ]
         ratios = [r for r in ratios if math.isfinite(r)]
         median = f"{statistics.median(ratios):.3g}" if ratios else "n/a"
-        parts.append(f"{policy} {sum(1 for v in values if v)}/{len(values)} probe points "
-                     f"(median measured/claimed slope {median})")
+        parts.append(
+            f"{policy} {sum(1 for v in values if v)}/{len(values)} probe points "
+            f"(median measured/claimed slope {median})"
+        )
     if not fractions:
         return _result("gradient_agreement", None, "not run: no clean-correct example to probe")
     true = _true_policy(list(fractions))
     passed = fractions[true] >= float(opts["min_agreement"])
-    detail = (f"finite differences along the gradient confirm it at: {'; '.join(parts)} (the true "
-              f"gradient, {true}, must agree at >= {opts['min_agreement']:.0%}; a surrogate policy "
-              "is not expected to)")
+    detail = (
+        f"finite differences along the gradient confirm it at: {'; '.join(parts)} (the true "
+        f"gradient, {true}, must agree at >= {opts['min_agreement']:.0%}; a surrogate policy "
+        "is not expected to)"
+    )
     if not passed:
         detail += ": the gradient the attacks follow does not describe the model"
-    return _result("gradient_agreement", passed, detail, fraction=fractions[true],
-                   by_policy=fractions, true_policy=true)
+    return _result(
+        "gradient_agreement", passed, detail, fraction=fractions[true], by_policy=fractions, true_policy=true
+    )
 
 
 def _paired(base: list[bool | None], other: list[bool | None]) -> tuple[list[int], int, int]:
@@ -547,8 +740,9 @@ def _paired(base: list[bool | None], other: list[bool | None]) -> tuple[list[int
     return idx, only_other, only_base
 
 
-def _budget_monotone(opts: Mapping[str, Any], suite: Suite,
-                     merged: Mapping[str, EntryResult]) -> dict[str, Any]:
+def _budget_monotone(
+    opts: Mapping[str, Any], suite: Suite, merged: Mapping[str, EntryResult]
+) -> dict[str, Any]:
     if (off := _off("budget_monotone", opts)) is not None:
         return off
     groups: dict[str, list[Entry]] = {}
@@ -569,32 +763,48 @@ def _budget_monotone(opts: Mapping[str, Any], suite: Suite,
             # Per example, not net: every example robust at the larger budget but broken at the
             # smaller one is an attack failure at the larger budget, whatever else it breaks.
             if idx and up / len(idx) > float(opts["tolerance"]):
-                failures.append(f"{large.name} leaves {up} of {len(idx)} examples robust that "
-                                f"{small.name} broke")
+                failures.append(
+                    f"{large.name} leaves {up} of {len(idx)} examples robust that {small.name} broke"
+                )
     passed = not failures
-    detail = (f"{pairs} budget steps in {len(sweeps)} sweeps; at most {opts['tolerance']:.1%} of the "
-              "examples are robust at a larger budget but broken at the smaller one" if passed
-              else "; ".join(failures) + ": a larger budget should never help the model")
+    detail = (
+        f"{pairs} budget steps in {len(sweeps)} sweeps; at most {opts['tolerance']:.1%} of the "
+        "examples are robust at a larger budget but broken at the smaller one"
+        if passed
+        else "; ".join(failures) + ": a larger budget should never help the model"
+    )
     return _result("budget_monotone", passed, detail)
 
 
-def _deterministic(opts: Mapping[str, Any], merged: Mapping[str, EntryResult],
-                   randomized: bool | None) -> dict[str, Any]:
+def _deterministic(
+    opts: Mapping[str, Any], merged: Mapping[str, EntryResult], randomized: bool | None
+) -> dict[str, Any]:
     if (off := _off("deterministic", opts)) is not None:
         return off
     if randomized is None:
         return _result("deterministic", None, "not run: the model's determinism was not tested")
     if not randomized:
-        return _result("deterministic", True, "two eval-mode passes on the same images gave "
-                       "identical outputs: gradient attacks need no EOT")
+        return _result(
+            "deterministic",
+            True,
+            "two eval-mode passes on the same images gave identical outputs: gradient attacks need no EOT",
+        )
     if EOT in merged:
         r = merged[EOT]
-        return _result("deterministic", True, f"the model is randomized (two eval-mode passes "
-                       f"differ); EOT-PGD over {r.entry.settings['eot_samples']} samples ran and "
-                       "counts in the worst case")
-    return _result("deterministic", False, "the model is randomized (two eval-mode passes differ) "
-                   "and no EOT attack ran: single-sample gradients of a random model understate "
-                   "its vulnerability")
+        return _result(
+            "deterministic",
+            True,
+            f"the model is randomized (two eval-mode passes "
+            f"differ); EOT-PGD over {r.entry.settings['eot_samples']} samples ran and "
+            "counts in the worst case",
+        )
+    return _result(
+        "deterministic",
+        False,
+        "the model is randomized (two eval-mode passes differ) "
+        "and no EOT attack ran: single-sample gradients of a random model understate "
+        "its vulnerability",
+    )
 
 
 def _autoattack_flags(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]) -> dict[str, Any]:
@@ -602,25 +812,33 @@ def _autoattack_flags(opts: Mapping[str, Any], merged: Mapping[str, EntryResult]
         return off
     runs = [r for r in merged.values() if r.entry.attack == "autoattack"]
     if not runs:
-        return _result("autoattack_flags", None, "the suite has no AutoAttack entry",
-                       applicable=False)
+        return _result("autoattack_flags", None, "the suite has no AutoAttack entry", applicable=False)
     runs = [r for r in runs if _attacked(r, merged["clean"].robust)]
     if not runs:
         return _result("autoattack_flags", None, _NOTHING)
     flags = list(dict.fromkeys(f for r in runs for f in r.flags))
     policies = "; ".join(f"{r.entry.name}: policies {', '.join(r.by_policy) or 'model'}" for r in runs)
     if flags:
-        return _result("autoattack_flags", False, "AutoAttack flagged: " + " | ".join(flags)
-                       + f" ({policies})", flags=flags)
-    return _result("autoattack_flags", True,
-                   f"AutoAttack raised no flag and saw no non-finite gradient or image ({policies})",
-                   flags=[])
+        return _result(
+            "autoattack_flags",
+            False,
+            "AutoAttack flagged: " + " | ".join(flags) + f" ({policies})",
+            flags=flags,
+        )
+    return _result(
+        "autoattack_flags",
+        True,
+        f"AutoAttack raised no flag and saw no non-finite gradient or image ({policies})",
+        flags=[],
+    )
 
 
 def checks_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
     """How many checks ran, passed, failed and were skipped, and the one-line verdict."""
-    counts = {s: sum(1 for c in checks if c["status"] == s)
-              for s in ("passed", "failed", "skipped", "not applicable")}
+    counts = {
+        s: sum(1 for c in checks if c["status"] == s)
+        for s in ("passed", "failed", "skipped", "not applicable")
+    }
     ran = counts["passed"] + counts["failed"]
     applicable = ran + counts["skipped"]
     na = f"; {counts['not applicable']} not applicable" if counts["not applicable"] else ""
@@ -633,8 +851,10 @@ def checks_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
     elif ran == 0:
         line = "no check could run: robustness is not established"
     elif counts["skipped"]:
-        line = (f"{ran} of {applicable} checks ran and passed; skipped: {skipped} (robustness "
-                "not established until they run)")
+        line = (
+            f"{ran} of {applicable} checks ran and passed; skipped: {skipped} (robustness "
+            "not established until they run)"
+        )
     else:
         line = f"all {ran} checks ran and passed"
     return {**counts, "ran": ran, "applicable": applicable, "total": len(checks), "line": line + na}
@@ -651,5 +871,12 @@ def checks_passed(checks: list[dict[str, Any]]) -> bool | None:
     return None
 
 
-__all__ = ["CHECK_NAMES", "DEFAULTS", "check_entries", "checks_passed", "checks_summary",
-           "resolve_check_options", "run_checks"]
+__all__ = [
+    "CHECK_NAMES",
+    "DEFAULTS",
+    "check_entries",
+    "checks_passed",
+    "checks_summary",
+    "resolve_check_options",
+    "run_checks",
+]

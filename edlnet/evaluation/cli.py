@@ -4,6 +4,7 @@ Writes ``results.json`` and ``results.md`` to ``RUN_DIR/eval/<suite>/`` (or ``--
 prints the report. Under ``torchrun`` the examples are sharded across ranks (gloo on CPU);
 an interrupted evaluation resumes when rerun with the same arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,26 +19,47 @@ from ..cli import command
 def _eval(p: argparse.ArgumentParser):
     from .suites import list_suites
 
-    p.add_argument("path", metavar="RUN_DIR|CHECKPOINT",
-                   help="a training run folder or a checkpoint folder written by edlnet.save")
-    p.add_argument("--suite", default="quick",
-                   help=f"suite name ({', '.join(list_suites())}) or a suite YAML file (default quick)")
-    p.add_argument("--n-examples", type=int, default=None,
-                   help="first N test images (default: the suite's n_examples)")
+    p.add_argument(
+        "path",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="a training run folder or a checkpoint folder written by edlnet.save",
+    )
+    p.add_argument(
+        "--suite",
+        default="quick",
+        help=f"suite name ({', '.join(list_suites())}) or a suite YAML file (default quick)",
+    )
+    p.add_argument(
+        "--n-examples", type=int, default=None, help="first N test images (default: the suite's n_examples)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default: the suite's batch_size")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dataset", default=None,
-                   help="dataset name or path (default: the run's dataset; for a run trained on CIFAR-10 "
-                        "(JPEG), the pixel-exact first test images of the bundled cifar10-sample)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset name or path (default: the run's dataset; for a run trained on CIFAR-10 "
+        "(JPEG), the pixel-exact first test images of the bundled cifar10-sample)",
+    )
     p.add_argument("--data-root", default=None, help="where the dataset is (default: the run's)")
     p.add_argument("--out", default=None, help="eval folder (default RUN_DIR/eval/<suite>)")
-    p.add_argument("--surrogate", metavar="RUN_DIR|CHECKPOINT", default=None,
-                   help="plain model for the transfer check (skipped without one)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="which checkpoint of a run folder (default best)")
+    p.add_argument(
+        "--surrogate",
+        metavar="RUN_DIR|CHECKPOINT",
+        default=None,
+        help="plain model for the transfer check (skipped without one)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help="which checkpoint of a run folder (default best)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--restart", action="store_true",
-                   help="discard partial results in the eval folder instead of resuming")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard partial results in the eval folder instead of resuming",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-attack log lines")
 
     def run(args: argparse.Namespace) -> int:
@@ -45,6 +67,7 @@ def _eval(p: argparse.ArgumentParser):
             return run_eval(args)
         except ImportError as e:  # the optional AutoAttack reference, mostly
             raise ValueError(str(e)) from None
+
     return run
 
 
@@ -76,8 +99,7 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 _NOT_PIXEL_EXACT_CIFAR10 = {"cifar10jpeg"}
 
 
-def evaluation_dataset(dataset: str | None, data_root: str | None, config: dict
-                       ) -> tuple[str, str | None]:
+def evaluation_dataset(dataset: str | None, data_root: str | None, config: dict) -> tuple[str, str | None]:
     """The dataset an evaluation reads: ``--dataset`` if given; for a run trained on a
     re-encoded CIFAR-10 the bundled pixel-exact first test images; else the run's own."""
     if dataset:
@@ -110,29 +132,44 @@ def run_eval(args: argparse.Namespace) -> int:
         model = load(checkpoint, map_location=device)
         surrogate = None
         if args.surrogate:
-            surrogate = load(resolve_checkpoint(Path(args.surrogate), args.checkpoint),
-                             map_location=device)
+            surrogate = load(resolve_checkpoint(Path(args.surrogate), args.checkpoint), map_location=device)
         dataset, root = evaluation_dataset(args.dataset, args.data_root, config)
         data = load_dataset(dataset, root)
         n = args.n_examples or suite.n_examples or 1000
         if n > data.x_test.shape[0]:
-            raise ValueError(f"{data.name} has {data.x_test.shape[0]} test images; --n-examples {n} "
-                             "asks for more (use a smaller --n-examples or the full dataset)")
+            raise ValueError(
+                f"{data.name} has {data.x_test.shape[0]} test images; --n-examples {n} "
+                "asks for more (use a smaller --n-examples or the full dataset)"
+            )
         with torch.no_grad():
             n_out = model.eval()(data.x_test[:1].float().to(device) / 255).shape[1]
         if n_out != len(data.class_names):
-            raise ValueError(f"the model predicts {n_out} classes but {data.name} has "
-                             f"{len(data.class_names)}; pass the dataset it was trained on with --dataset")
+            raise ValueError(
+                f"the model predicts {n_out} classes but {data.name} has "
+                f"{len(data.class_names)}; pass the dataset it was trained on with --dataset"
+            )
         out = Path(args.out) if args.out else run_dir / "eval" / suite.name
         main = dist_info.is_main
         log = None if args.quiet or not main else (lambda line: print(line, flush=True))
-        record = evaluate(model, data.x_test[:n], data.y_test[:n], suite=suite,
-                          batch_size=args.batch_size, seed=args.seed, surrogate=surrogate,
-                          out_dir=out, restart=args.restart, log=log,
-                          info={"dataset": data.name,
-                                "images": f"first {n} test images of {data.name}"
-                                          + (" (pixel-exact)" if "jpeg" not in data.name.lower() else ""),
-                                "checkpoint": str(checkpoint), "run_dir": str(run_dir)})
+        record = evaluate(
+            model,
+            data.x_test[:n],
+            data.y_test[:n],
+            suite=suite,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            surrogate=surrogate,
+            out_dir=out,
+            restart=args.restart,
+            log=log,
+            info={
+                "dataset": data.name,
+                "images": f"first {n} test images of {data.name}"
+                + (" (pixel-exact)" if "jpeg" not in data.name.lower() else ""),
+                "checkpoint": str(checkpoint),
+                "run_dir": str(run_dir),
+            },
+        )
         if main:
             print(markdown(record))
             print(f"results: {out / 'results.json'}, {out / 'results.md'}")

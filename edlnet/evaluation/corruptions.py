@@ -21,10 +21,11 @@ image does not depend on batching or sharding. The draws are shared across sever
 corrupts a superset of the values, by more: accuracy-versus-severity curves are not noisier
 than they need to be.
 """
+
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -75,8 +76,14 @@ def example_seed(seed: int, corruption: str, index: int) -> int:
     return zlib.crc32(f"{seed}:{family}:{index}".encode())
 
 
-def corrupt(x: Tensor, corruption: str, severity: int, seed: int = 0,
-            indices: Sequence[int] | Tensor | None = None, quantize: bool = True) -> Tensor:
+def corrupt(
+    x: Tensor,
+    corruption: str,
+    severity: int,
+    seed: int = 0,
+    indices: Sequence[int] | Tensor | None = None,
+    quantize: bool = True,
+) -> Tensor:
     """Corrupt a batch of images in [0, 1] (N, C, H, W) at ``severity`` 1..5.
 
     ``indices`` are the examples' dataset indices (default ``0..N-1``); together with

@@ -5,6 +5,7 @@ ranges of example indices, and every random choice of an entry is seeded from th
 and the batch index, so a batch gives the same result whichever process runs it and whatever
 else it runs.
 """
+
 from __future__ import annotations
 
 import time
@@ -67,10 +68,20 @@ def policies_of(model: nn.Module) -> tuple[str | None, ...]:
     return W_GRAD_POLICIES if has_w_grad_policy(model) else (None,)
 
 
-def run_batch(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, *, batch: int, start: int,
-              seed: int, clean: list[bool | None] | None = None,
-              surrogate: nn.Module | None = None, fd_model: nn.Module | None = None,
-              alive: list[bool] | None = None) -> BatchRecord:
+def run_batch(
+    entry: Entry,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    batch: int,
+    start: int,
+    seed: int,
+    clean: list[bool | None] | None = None,
+    surrogate: nn.Module | None = None,
+    fd_model: nn.Module | None = None,
+    alive: list[bool] | None = None,
+) -> BatchRecord:
     """Evaluate ``entry`` on the batch ``x, y`` (examples ``start..start+len-1``).
 
     ``clean`` is the clean entry's result on the same batch; attacks and the probe only
@@ -83,11 +94,15 @@ def run_batch(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, *, batch: in
     n = x.shape[0]
     indices = range(start, start + n)
     inside = [entry.limit is None or i < entry.limit for i in indices]
-    record = BatchRecord(entry=entry.name, batch=batch, start=start, stop=start + n,
-                         robust=[None] * n, seconds=0.0)
+    record = BatchRecord(
+        entry=entry.name, batch=batch, start=start, stop=start + n, robust=[None] * n, seconds=0.0
+    )
     if entry.kind in ("clean", "corruption"):
-        xb = x if entry.kind == "clean" else corrupt(
-            x, entry.corruption, entry.severity, seed=seed, indices=list(indices))
+        xb = (
+            x
+            if entry.kind == "clean"
+            else corrupt(x, entry.corruption, entry.severity, seed=seed, indices=list(indices))
+        )
         correct = _predict(model, xb) == y
         record.robust = [bool(c) if ok else None for c, ok in zip(correct.tolist(), inside)]
     else:
@@ -99,8 +114,7 @@ def run_batch(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, *, batch: in
             record.values["ran"] = [i in todo if inside[i] else None for i in range(n)]
             _run_attack(entry, model, x, y, todo, record, batch_seed(seed, batch), surrogate)
         elif entry.kind == "probe":
-            _run_probe(entry, model, fd_model or model, x, y, todo, record,
-                       batch_seed(seed, batch))
+            _run_probe(entry, model, fd_model or model, x, y, todo, record, batch_seed(seed, batch))
         else:
             raise ValueError(f"unknown entry kind {entry.kind!r}")
     record.seconds = time.perf_counter() - t0
@@ -113,8 +127,16 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
         return model(x).argmax(dim=1)
 
 
-def _run_attack(entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int],
-                record: BatchRecord, seed: int, surrogate: nn.Module | None) -> None:
+def _run_attack(
+    entry: Entry,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    todo: list[int],
+    record: BatchRecord,
+    seed: int,
+    surrogate: nn.Module | None,
+) -> None:
     if is_split_autoattack(entry):
         return run_autoattack_split(entry, model, x, y, todo, record, seed)
     try:
@@ -160,8 +182,11 @@ def _by_policy(result: AttackResult) -> dict[str, Tensor]:
 
 def _grad_stats(result: AttackResult, attack: Any) -> dict[str, dict[str, int]]:
     if "by_policy" in result.info:
-        return {_policy_name(p): dict(info["grad_stats"])
-                for p, info in result.info["by_policy"].items() if "grad_stats" in info}
+        return {
+            _policy_name(p): dict(info["grad_stats"])
+            for p, info in result.info["by_policy"].items()
+            if "grad_stats" in info
+        }
     if "grad_stats" in result.info:
         # On a model without dictionary layers every policy is the model's own gradient.
         policy = attack.w_grad if has_w_grad_policy(attack.model) else None
@@ -175,18 +200,35 @@ def _flags(result: AttackResult) -> list[str]:
     return list(dict.fromkeys(flags))
 
 
-def _run_probe(entry: Entry, model: nn.Module, fd_model: nn.Module, x: Tensor, y: Tensor,
-               todo: list[int], record: BatchRecord, seed: int) -> None:
+def _run_probe(
+    entry: Entry,
+    model: nn.Module,
+    fd_model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    todo: list[int],
+    record: BatchRecord,
+    seed: int,
+) -> None:
     record.settings = dict(entry.settings)
     record.robust = [None] * x.shape[0]  # a probe measures gradients, not robustness
     if not todo:
         return
     settings = entry.settings
     eps = parse_eps(settings["eps"])[1] if settings.get("eps") is not None else None
-    values = gradient_probe(model, fd_model, x[todo], y[todo], policies_of(model),
-                            h=float(settings.get("h", 1e-3)), seed=seed, norm=settings.get("norm"),
-                            eps=eps, pgd_steps=int(settings.get("pgd_steps", 5)),
-                            vanishing_fraction=float(settings.get("vanishing_fraction", 1e-3)))
+    values = gradient_probe(
+        model,
+        fd_model,
+        x[todo],
+        y[todo],
+        policies_of(model),
+        h=float(settings.get("h", 1e-3)),
+        seed=seed,
+        norm=settings.get("norm"),
+        eps=eps,
+        pgd_steps=int(settings.get("pgd_steps", 5)),
+        vanishing_fraction=float(settings.get("vanishing_fraction", 1e-3)),
+    )
     n = x.shape[0]
     for key, column in values.items():
         full: list[Any] = [None] * n

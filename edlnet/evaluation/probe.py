@@ -16,6 +16,7 @@ iterate of a short PGD under that policy (where an attack actually stands). At e
    shows up as a slope far from the claimed one. Where the gradient is zero the probe moves
    along a random direction instead; a function that changes there has a wrong gradient.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,12 +46,20 @@ def float64_copy(model: nn.Module) -> tuple[nn.Module, str]:
     try:
         twin = copy.deepcopy(model).double()
         return twin, "float64"
-    except Exception:  # noqa: BLE001 - any failure just means: probe in fp32
+    except Exception:
         return model, "float32"
 
 
-def probe_points(model: nn.Module, x: Tensor, y: Tensor, policy: str | None, norm: str | None,
-                 eps: float | None, pgd_steps: int, seed: int) -> dict[str, Tensor]:
+def probe_points(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    policy: str | None,
+    norm: str | None,
+    eps: float | None,
+    pgd_steps: int,
+    seed: int,
+) -> dict[str, Tensor]:
     """The points the probe looks at: clean, random in the ball, and a short PGD's iterate."""
     points = {"clean": x}
     if norm is None or eps is None or eps <= 0:
@@ -64,10 +73,20 @@ def probe_points(model: nn.Module, x: Tensor, y: Tensor, policy: str | None, nor
     return points
 
 
-def gradient_probe(model: nn.Module, fd_model: nn.Module, x: Tensor, y: Tensor,
-                   policies: tuple[str | None, ...], h: float, seed: int = 0, *,
-                   norm: str | None = None, eps: float | None = None, pgd_steps: int = 5,
-                   vanishing_fraction: float = 1e-3) -> dict[str, list]:
+def gradient_probe(
+    model: nn.Module,
+    fd_model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    policies: tuple[str | None, ...],
+    h: float,
+    seed: int = 0,
+    *,
+    norm: str | None = None,
+    eps: float | None = None,
+    pgd_steps: int = 5,
+    vanishing_fraction: float = 1e-3,
+) -> dict[str, list]:
     """Per-example probe results for each policy (``None`` = the model's own) at each point.
 
     Returns lists keyed ``<what>:<policy>`` at the clean image and ``<what>:<policy>@<point>``
@@ -103,8 +122,7 @@ def gradient_probe(model: nn.Module, fd_model: nn.Module, x: Tensor, y: Tensor,
     return out
 
 
-def _input_gradient(model: nn.Module, x: Tensor, y: Tensor, policy: str | None,
-                    dtype: torch.dtype) -> Tensor:
+def _input_gradient(model: nn.Module, x: Tensor, y: Tensor, policy: str | None, dtype: torch.dtype) -> Tensor:
     with attack_mode(model, policy, x.device.type):
         xr = x.detach().to(dtype).requires_grad_(True)
         loss = F.cross_entropy(model(xr), y, reduction="sum")
@@ -112,8 +130,9 @@ def _input_gradient(model: nn.Module, x: Tensor, y: Tensor, policy: str | None,
     return torch.zeros_like(xr) if grad is None else grad.detach()
 
 
-def _finite_difference(fd_model: nn.Module, x: Tensor, y: Tensor, policy: str | None,
-                       dtype: torch.dtype, h: float, seed: int) -> tuple[Tensor, Tensor]:
+def _finite_difference(
+    fd_model: nn.Module, x: Tensor, y: Tensor, policy: str | None, dtype: torch.dtype, h: float, seed: int
+) -> tuple[Tensor, Tensor]:
     n = x.shape[0]
     x = x.detach().to(dtype)
     with w_grad_policy(fd_model, policy):
@@ -127,8 +146,7 @@ def _finite_difference(fd_model: nn.Module, x: Tensor, y: Tensor, policy: str | 
         random = random / random.norm(dim=1, keepdim=True)
         safe = torch.where(usable[:, None], flat, random)
         direction = safe / safe.norm(dim=1, keepdim=True)
-        claimed = torch.where(usable, (flat.nan_to_num() * direction).sum(dim=1),
-                              torch.zeros_like(size))
+        claimed = torch.where(usable, (flat.nan_to_num() * direction).sum(dim=1), torch.zeros_like(size))
         d = direction.view_as(x)
         with attack_mode(fd_model, None, x.device.type), torch.no_grad():
             up = F.cross_entropy(fd_model(x + h * d), y, reduction="none")
@@ -137,6 +155,9 @@ def _finite_difference(fd_model: nn.Module, x: Tensor, y: Tensor, policy: str | 
     scale = torch.maximum(measured.abs(), claimed.abs())
     agree = (measured - claimed).abs() <= RELATIVE_TOLERANCE * scale + ABSOLUTE_FLOOR
     agree = agree & finite & torch.isfinite(measured)
-    ratio = torch.where(claimed != 0, measured / claimed.where(claimed != 0, torch.ones_like(claimed)),
-                        torch.full_like(claimed, math.nan))
+    ratio = torch.where(
+        claimed != 0,
+        measured / claimed.where(claimed != 0, torch.ones_like(claimed)),
+        torch.full_like(claimed, math.nan),
+    )
     return agree.cpu(), ratio.cpu()

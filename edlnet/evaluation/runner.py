@@ -1,9 +1,11 @@
 """``evaluate``: clean and robust accuracy under a suite, with the gradient-masking checks."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +27,22 @@ RESULTS_MD = "results.md"
 SUITE_YAML = "suite.yaml"
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite | Mapping[str, Any] = "quick",
-             n_examples: int | None = None, batch_size: int | None = None, seed: int = 0, *,
-             surrogate: nn.Module | None = None, out_dir: str | Path | None = None,
-             restart: bool = False, log: Callable[[str], None] | None = print,
-             info: Mapping[str, Any] | None = None, deadline: float | None = None) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    suite: str | Path | Suite | Mapping[str, Any] = "quick",
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    *,
+    surrogate: nn.Module | None = None,
+    out_dir: str | Path | None = None,
+    restart: bool = False,
+    log: Callable[[str], None] | None = print,
+    info: Mapping[str, Any] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
     """Evaluate ``model`` on ``(x, y)`` with every entry of ``suite`` and the masking checks.
 
     Args:
@@ -71,39 +84,70 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, suite: str | Path | Suite |
     if surrogate is None and any(e.attack == "transfer" for e in suite.entries):
         raise ValueError(f"suite {suite.name!r} has transfer entries; pass surrogate=<plain model>")
     randomized = outputs_vary(model, x[:batch_size])
-    entries = [CLEAN, *suite.entries, *check_entries(suite, has_surrogate=surrogate is not None,
-                                                     randomized=randomized)]
+    entries = [
+        CLEAN,
+        *suite.entries,
+        *check_entries(suite, has_surrogate=surrogate is not None, randomized=randomized),
+    ]
     rank, world = _dist()
     store = None
     if out_dir is not None:
         store = PartialStore(Path(out_dir), rank)
-        fingerprint = {"suite": suite.name, "entries": [e.to_dict() for e in entries],
-                       "main": None if suite.main is None else suite.main.to_dict(),
-                       "n_examples": n, "batch_size": batch_size, "seed": int(seed),
-                       "data": tensor_digest(x, y), "model": model_digest(model),
-                       "surrogate": model_digest(surrogate)}
+        fingerprint = {
+            "suite": suite.name,
+            "entries": [e.to_dict() for e in entries],
+            "main": None if suite.main is None else suite.main.to_dict(),
+            "n_examples": n,
+            "batch_size": batch_size,
+            "seed": int(seed),
+            "data": tensor_digest(x, y),
+            "model": model_digest(model),
+            "surrogate": model_digest(surrogate),
+        }
         _prepare_store(store, fingerprint, restart, rank, world)
-    records = run_shard(model, x, y, entries, batch_size=batch_size, seed=int(seed), rank=rank,
-                        world_size=world, surrogate=surrogate, store=store, log=log,
-                        deadline=deadline)
+    records = run_shard(
+        model,
+        x,
+        y,
+        entries,
+        batch_size=batch_size,
+        seed=int(seed),
+        rank=rank,
+        world_size=world,
+        surrogate=surrogate,
+        store=store,
+        log=log,
+        deadline=deadline,
+    )
     merged = merge_records(gather_records(records, world), entries, n, batch_size)
-    record = build_record(suite, entries, merged, model=model, n_examples=n,
-                          batch_size=batch_size, seed=int(seed), world_size=world,
-                          surrogate=surrogate, randomized=randomized,
-                          wall_seconds=time.perf_counter() - t0, info=info)
+    record = build_record(
+        suite,
+        entries,
+        merged,
+        model=model,
+        n_examples=n,
+        batch_size=batch_size,
+        seed=int(seed),
+        world_size=world,
+        surrogate=surrogate,
+        randomized=randomized,
+        wall_seconds=time.perf_counter() - t0,
+        info=info,
+    )
     if log is not None and rank == 0:
         for check in record["checks"]:
             log(f"check {check['name']}: {check['status'].upper()} - {check['detail']}")
         log(f"checks: {record['checks_summary']['line']}")
         if record["checks_passed"] is False:
-            log(f"WARNING: gradient-masking checks failed; the robust accuracies of suite "
-                f"{suite.name!r} may be overestimated")
+            log(
+                f"WARNING: gradient-masking checks failed; the robust accuracies of suite "
+                f"{suite.name!r} may be overestimated"
+            )
     if out_dir is not None and rank == 0:
         out = Path(out_dir)
         # The resolved suite (defaults filled in, the checks' own attacks listed) beside the
         # results, so the folder says exactly what ran.
-        write_yaml(out / SUITE_YAML, {**suite.to_dict(),
-                                      "run_entries": [e.to_dict() for e in entries]})
+        write_yaml(out / SUITE_YAML, {**suite.to_dict(), "run_entries": [e.to_dict() for e in entries]})
         write_json(out / RESULTS_JSON, record)
         text = markdown(record)
         atomic_write(out / RESULTS_MD, lambda tmp: Path(tmp).write_text(text))
@@ -126,11 +170,11 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _prepare(x: Tensor, y: Tensor, n_examples: int | None, device: torch.device
-             ) -> tuple[Tensor, Tensor]:
+def _prepare(x: Tensor, y: Tensor, n_examples: int | None, device: torch.device) -> tuple[Tensor, Tensor]:
     if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"expected images (N, C, H, W) and labels (N,), got {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
+        raise ValueError(
+            f"expected images (N, C, H, W) and labels (N,), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if n_examples is not None:
         if n_examples < 1 or n_examples > x.shape[0]:
             raise ValueError(f"n_examples={n_examples} but {x.shape[0]} examples were given")
@@ -141,8 +185,10 @@ def _prepare(x: Tensor, y: Tensor, n_examples: int | None, device: torch.device
         raise ValueError(f"images must be float in [0, 1] or uint8, got {x.dtype}")
     x = x.detach().to(device, torch.float32)
     if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
-        raise ValueError(f"images must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
-                         "normalization belongs inside the model")
+        raise ValueError(
+            f"images must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
+            "normalization belongs inside the model"
+        )
     return x, y.detach().to(device).long()
 
 
@@ -154,8 +200,9 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def _prepare_store(store: PartialStore, fingerprint: dict[str, Any], restart: bool, rank: int,
-                   world: int) -> None:
+def _prepare_store(
+    store: PartialStore, fingerprint: dict[str, Any], restart: bool, rank: int, world: int
+) -> None:
     """Rank 0 checks or starts the folder; every rank learns the outcome before working."""
     error = None
     if rank == 0:

@@ -5,12 +5,14 @@ Examples are cut into fixed batches of consecutive indices (``batch_size`` each)
 the batch, so results do not depend on the number of processes: merging the shards of any
 world size gives exactly the unsharded result.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -40,10 +42,21 @@ class EvaluationPaused(RuntimeError):
     """The evaluation's deadline passed; finished batches are in the store, rerun to resume."""
 
 
-def run_shard(model: nn.Module, x: Tensor, y: Tensor, entries: Sequence[Entry], *,
-              batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-              surrogate: nn.Module | None = None, store: PartialStore | None = None,
-              log: Log | None = None, deadline: float | None = None) -> list[BatchRecord]:
+def run_shard(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    entries: Sequence[Entry],
+    *,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    surrogate: nn.Module | None = None,
+    store: PartialStore | None = None,
+    log: Log | None = None,
+    deadline: float | None = None,
+) -> list[BatchRecord]:
     """Evaluate every entry on this rank's batches, entry by entry (``entries[0]`` must be
     the clean entry, which the others need). Batches already in ``store`` are skipped; new
     ones are added to it as soon as they finish. Logs one line per entry."""
@@ -61,15 +74,27 @@ def run_shard(model: nn.Module, x: Tensor, y: Tensor, entries: Sequence[Entry], 
             record = done.get((entry.name, b))
             if record is None or (record.start, record.stop) != (start, stop):
                 if deadline is not None and time.time() > deadline:
-                    raise EvaluationPaused(f"deadline reached before {entry.name!r}, batch {b}; "
-                                           "finished batches are saved: run again to resume")
+                    raise EvaluationPaused(
+                        f"deadline reached before {entry.name!r}, batch {b}; "
+                        "finished batches are saved: run again to resume"
+                    )
                 if entry.kind == "probe" and fd_model is None:
                     fd_model, _ = float64_copy(model)
                 clean = records[("clean", b)].robust if entry.needs_clean else None
                 alive = _still_robust(entry, entries, records, b) if entry.cascade else None
-                record = run_batch(entry, model, x[start:stop], y[start:stop], batch=b,
-                                   start=start, seed=seed, clean=clean, surrogate=surrogate,
-                                   fd_model=fd_model, alive=alive)
+                record = run_batch(
+                    entry,
+                    model,
+                    x[start:stop],
+                    y[start:stop],
+                    batch=b,
+                    start=start,
+                    seed=seed,
+                    clean=clean,
+                    surrogate=surrogate,
+                    fd_model=fd_model,
+                    alive=alive,
+                )
                 if store is not None:
                     store.add(record)
             else:
@@ -96,12 +121,19 @@ def _still_robust(entry: Entry, entries: Sequence[Entry], records: dict, batch: 
     for other in entries:
         if other is entry:
             break
-        if not (other.gradient and other.budget is not None and budget is not None
-                and budget.contains(other.budget)):
+        if not (
+            other.gradient
+            and other.budget is not None
+            and budget is not None
+            and budget.contains(other.budget)
+        ):
             continue
         column = white_box_column(other, records[(other.name, batch)])
-        alive = [v is None or bool(v) for v in column] if alive is None else \
-            [a and (v is None or bool(v)) for a, v in zip(alive, column)]
+        alive = (
+            [v is None or bool(v) for v in column]
+            if alive is None
+            else [a and (v is None or bool(v)) for a, v in zip(alive, column)]
+        )
     n = len(records[("clean", batch)].robust)
     return alive if alive is not None else [True] * n
 
@@ -129,8 +161,9 @@ class EntryResult:
         return sum(values) / len(values) if values else None
 
 
-def merge_records(records: Sequence[BatchRecord], entries: Sequence[Entry], n: int,
-                  batch_size: int) -> dict[str, EntryResult]:
+def merge_records(
+    records: Sequence[BatchRecord], entries: Sequence[Entry], n: int, batch_size: int
+) -> dict[str, EntryResult]:
     """Per-example results of every entry from the batch records of all ranks."""
     n_batches = len(batch_ranges(n, batch_size))
     by_key = {(r.entry, r.batch): r for r in records}
@@ -138,19 +171,22 @@ def merge_records(records: Sequence[BatchRecord], entries: Sequence[Entry], n: i
     for entry in entries:
         missing = [b for b in range(n_batches) if (entry.name, b) not in by_key]
         if missing:
-            raise RuntimeError(f"results of entry {entry.name!r} are missing for batches "
-                               f"{missing[:5]}{' ...' if len(missing) > 5 else ''}; "
-                               "did every rank finish?")
+            raise RuntimeError(
+                f"results of entry {entry.name!r} are missing for batches "
+                f"{missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+                "did every rank finish?"
+            )
         parts = [by_key[(entry.name, b)] for b in range(n_batches)]
-        result = EntryResult(entry=entry, robust=[v for p in parts for v in p.robust],
-                             seconds=sum(p.seconds for p in parts),
-                             settings=next((p.settings for p in parts if p.settings), None))
+        result = EntryResult(
+            entry=entry,
+            robust=[v for p in parts for v in p.robust],
+            seconds=sum(p.seconds for p in parts),
+            settings=next((p.settings for p in parts if p.settings), None),
+        )
         for key in dict.fromkeys(k for p in parts for k in p.by_policy):
-            result.by_policy[key] = [v for p in parts
-                                     for v in p.by_policy.get(key, p.robust)]
+            result.by_policy[key] = [v for p in parts for v in p.by_policy.get(key, p.robust)]
         for key in dict.fromkeys(k for p in parts for k in p.values):
-            result.values[key] = [v for p in parts
-                                  for v in p.values.get(key, [None] * (p.stop - p.start))]
+            result.values[key] = [v for p in parts for v in p.values.get(key, [None] * (p.stop - p.start))]
         for p in parts:
             for policy, stats in p.grad_stats.items():
                 total = result.grad_stats.setdefault(policy, {})
@@ -205,5 +241,4 @@ def _entry_line(entry: Entry, shard: list[BatchRecord], resumed: int, total: int
     return text
 
 
-__all__ = ["EntryResult", "batch_ranges", "gather_records", "merge_records", "run_shard",
-           "shard_batches"]
+__all__ = ["EntryResult", "batch_ranges", "gather_records", "merge_records", "run_shard", "shard_batches"]

@@ -6,6 +6,7 @@ finished batch. A rerun with the same fingerprint skips every batch already ther
 number of ranks; a rerun with a different fingerprint stops with an error instead of mixing
 results of two evaluations.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ import json
 import re
 import shutil
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -80,12 +82,14 @@ class PartialStore:
             except json.JSONDecodeError:
                 found = None
             if found != expected:
-                differ = sorted(k for k in set(expected) | set(found or {})
-                                if (found or {}).get(k) != expected.get(k))
+                differ = sorted(
+                    k for k in set(expected) | set(found or {}) if (found or {}).get(k) != expected.get(k)
+                )
                 raise ResumeError(
                     f"{self.dir} holds partial results of a different evaluation ({', '.join(differ)} "
                     "differ); rerun with --restart (restart=True) to discard them, or write to "
-                    "another folder with --out (out_dir=...)")
+                    "another folder with --out (out_dir=...)"
+                )
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(path, expected)

@@ -21,20 +21,21 @@ gradient attacks: run under the ``exact`` and the ``detached`` reweighting gradi
 per-example worst case), ``exact``, ``detached`` or ``model`` (leave the model's own policy).
 Budgets are stored as fractions, so ``8/255`` stays exactly 8/255 in every record.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from torch import nn
 
-from edlnet.attacks import (FGSM, PGD, AutoAttack, CarliniWagnerL2, SparseFool, Square,
-                            Transfer, parse_eps)
+from edlnet.attacks import FGSM, PGD, AutoAttack, CarliniWagnerL2, SparseFool, Square, Transfer, parse_eps
 from edlnet.attacks.base import Attack, NotApplicable
 from edlnet.attacks.bpda import SurrogatePGD
 from edlnet.attacks.eot import EOTPGD
@@ -74,8 +75,7 @@ TRANSFER_SOURCES = ("pgd", "fgsm")
 W_GRAD_CHOICES = ("both", "exact", "detached", "model")
 # Constructor arguments the evaluation sets itself; a suite cannot override them.
 _RESERVED = {"model", "eps", "norm", "w_grad", "seed", "self"}
-_ENTRY_KEYS = {"name", "attack", "corruption", "norm", "eps", "settings", "w_grad", "severity",
-               "cascade"}
+_ENTRY_KEYS = {"name", "attack", "corruption", "norm", "eps", "settings", "w_grad", "severity", "cascade"}
 _SUITE_KEYS = {"name", "description", "main", "n_examples", "batch_size", "entries", "checks"}
 # For one radius r: the L1 ball lies inside the L2 ball, which lies inside the Linf ball.
 _BALL_ORDER = {"L1": 0, "L2": 1, "Linf": 2}
@@ -127,8 +127,7 @@ class Budget:
         return _BALL_ORDER[other.norm] <= _BALL_ORDER[self.norm] and other.eps <= self.eps
 
     def to_dict(self) -> dict[str, Any]:
-        return {"norm": self.norm, "eps": self.value, "eps_exact": str(self.eps),
-                "label": self.label}
+        return {"norm": self.norm, "eps": self.value, "eps_exact": str(self.eps), "label": self.label}
 
 
 @dataclass(frozen=True)
@@ -174,10 +173,14 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "role": self.role}
         if self.kind == "attack":
-            out.update(attack=self.attack, norm=self.norm, w_grad=self.w_grad,
-                       eps=None if self.eps is None else float(self.eps),
-                       eps_exact=None if self.eps is None else str(self.eps),
-                       settings=dict(self.settings))
+            out.update(
+                attack=self.attack,
+                norm=self.norm,
+                w_grad=self.w_grad,
+                eps=None if self.eps is None else float(self.eps),
+                eps_exact=None if self.eps is None else str(self.eps),
+                settings=dict(self.settings),
+            )
         elif self.kind == "corruption":
             out.update(corruption=self.corruption, severity=self.severity)
         elif self.kind == "probe":
@@ -206,15 +209,21 @@ class Suite:
         for e in self.entries:
             if e.name == name:
                 return e
-        raise SuiteError(f"suite {self.name!r} has no entry {name!r}; its entries are "
-                         f"{[e.name for e in self.entries]}")
+        raise SuiteError(
+            f"suite {self.name!r} has no entry {name!r}; its entries are {[e.name for e in self.entries]}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description,
-                "main": None if self.main is None else self.main.to_dict(),
-                "entries": [e.to_dict() for e in self.entries], "checks": dict(self.checks),
-                "n_examples": self.n_examples, "batch_size": self.batch_size,
-                "source": self.source}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "main": None if self.main is None else self.main.to_dict(),
+            "entries": [e.to_dict() for e in self.entries],
+            "checks": dict(self.checks),
+            "n_examples": self.n_examples,
+            "batch_size": self.batch_size,
+            "source": self.source,
+        }
 
 
 def list_suites() -> list[str]:
@@ -234,8 +243,10 @@ def load_suite(suite: str | Path | Suite | Mapping[str, Any]) -> Suite:
         if not named.exists():
             if path.suffix in (".yaml", ".yml"):
                 raise SuiteError(f"suite file {path} does not exist")
-            raise SuiteError(f"unknown suite {str(suite)!r}: use one of {', '.join(list_suites())} "
-                             "or the path of a suite YAML file")
+            raise SuiteError(
+                f"unknown suite {str(suite)!r}: use one of {', '.join(list_suites())} "
+                "or the path of a suite YAML file"
+            )
         path = named
     try:
         data = yaml.safe_load(path.read_text())
@@ -279,8 +290,9 @@ def suite_from_dict(data: Mapping[str, Any], source: str | None = None) -> Suite
         raise SuiteError(f"{where}: 'clean' is always evaluated; do not list it as an entry")
     reserved = [n for n in names if n.startswith("check/")]
     if reserved:
-        raise SuiteError(f"{where}: names starting with 'check/' belong to the checks' own "
-                         f"attacks; rename {reserved}")
+        raise SuiteError(
+            f"{where}: names starting with 'check/' belong to the checks' own attacks; rename {reserved}"
+        )
     main = None
     if data.get("main") is not None:
         main = parse_budget(data["main"], f"{where}, main")
@@ -289,9 +301,16 @@ def suite_from_dict(data: Mapping[str, Any], source: str | None = None) -> Suite
         raise SuiteError(f"{where}: 'checks' must be a mapping of check name to options")
     from .checks import resolve_check_options  # checks need Entry/Budget from this module
 
-    suite = Suite(name=str(name), description=str(data.get("description", "")), main=main,
-                  entries=entries, checks={}, n_examples=_positive(data, "n_examples", where),
-                  batch_size=_positive(data, "batch_size", where), source=source)
+    suite = Suite(
+        name=str(name),
+        description=str(data.get("description", "")),
+        main=main,
+        entries=entries,
+        checks={},
+        n_examples=_positive(data, "n_examples", where),
+        batch_size=_positive(data, "batch_size", where),
+        source=source,
+    )
     resolved = resolve_check_options(suite, checks, where)
     return Suite(**{**suite.__dict__, "checks": resolved})
 
@@ -313,8 +332,10 @@ def parse_entry(data: Any, where: str) -> Entry:
     if unknown:
         raise SuiteError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
     if ("attack" in data) == ("corruption" in data):
-        raise SuiteError(f"{where}: give exactly one of 'attack' (one of {sorted(ATTACKS)}) "
-                         f"or 'corruption' (one of {sorted(CORRUPTIONS)})")
+        raise SuiteError(
+            f"{where}: give exactly one of 'attack' (one of {sorted(ATTACKS)}) "
+            f"or 'corruption' (one of {sorted(CORRUPTIONS)})"
+        )
     if "corruption" in data:
         return _corruption_entry(data, where)
     attack = str(data["attack"])
@@ -331,8 +352,16 @@ def parse_entry(data: Any, where: str) -> Entry:
     cascade = data.get("cascade", False)
     if not isinstance(cascade, bool):
         raise SuiteError(f"{where}: cascade must be true or false, got {cascade!r}")
-    entry = Entry(name=name, kind="attack", attack=attack, norm=norm, eps=eps,
-                  settings=settings, w_grad=w_grad, cascade=cascade)
+    entry = Entry(
+        name=name,
+        kind="attack",
+        attack=attack,
+        norm=norm,
+        eps=eps,
+        settings=settings,
+        w_grad=w_grad,
+        cascade=cascade,
+    )
     validate_attack_entry(entry, where)
     return entry
 
@@ -350,8 +379,7 @@ def validate_attack_entry(entry: Entry, where: str) -> None:
         raise SuiteError(f"{where} ({entry.name}): {e}") from None
 
 
-def build_attack(entry: Entry, model: nn.Module, seed: int,
-                 surrogate: nn.Module | None = None) -> Attack:
+def build_attack(entry: Entry, model: nn.Module, seed: int, surrogate: nn.Module | None = None) -> Attack:
     """The library attack an entry describes, with the evaluation's ``seed`` for the batch.
 
     Policies are not applied here (see :func:`edlnet.evaluation.entries.run_attack`).
@@ -366,8 +394,9 @@ def build_attack(entry: Entry, model: nn.Module, seed: int,
             raise ValueError(f"transfer source must be one of {TRANSFER_SOURCES}, got {source!r}")
         source_cls = ATTACKS[source].cls
         _check_settings(source_cls, settings)
-        return Transfer(model, source_cls(surrogate, eps=entry.eps,
-                                          **_fixed(source_cls, entry, seed), **settings))
+        return Transfer(
+            model, source_cls(surrogate, eps=entry.eps, **_fixed(source_cls, entry, seed), **settings)
+        )
     _check_settings(spec.cls, settings)
     return spec.cls(model, eps=entry.eps, **_fixed(spec.cls, entry, seed), **settings)
 
@@ -388,8 +417,9 @@ def _check_settings(cls: type, settings: Mapping[str, Any]) -> None:
     allowed = _parameters(cls) - _RESERVED
     unknown = set(settings) - allowed
     if unknown:
-        raise TypeError(f"{cls.__name__} has no setting(s) {sorted(unknown)}; "
-                        f"its settings are {sorted(allowed)}")
+        raise TypeError(
+            f"{cls.__name__} has no setting(s) {sorted(unknown)}; its settings are {sorted(allowed)}"
+        )
 
 
 def _parameters(cls: type) -> set[str]:
@@ -402,14 +432,18 @@ def _corruption_entry(data: Mapping[str, Any], where: str) -> Entry:
         raise SuiteError(f"{where}: unknown corruption {name!r}; use one of {sorted(CORRUPTIONS)}")
     severity = data.get("severity")
     if not isinstance(severity, int) or not 1 <= severity <= N_SEVERITIES:
-        raise SuiteError(f"{where}: corruption entries need severity: 1..{N_SEVERITIES}, "
-                         f"got {severity!r}")
+        raise SuiteError(f"{where}: corruption entries need severity: 1..{N_SEVERITIES}, got {severity!r}")
     extra = set(data) - {"name", "corruption", "severity"}
     if extra:
-        raise SuiteError(f"{where}: corruption entries take name, corruption and severity only; "
-                         f"remove {sorted(extra)}")
-    return Entry(name=str(data.get("name") or f"{name}-{severity}"), kind="corruption",
-                 corruption=name, severity=severity)
+        raise SuiteError(
+            f"{where}: corruption entries take name, corruption and severity only; remove {sorted(extra)}"
+        )
+    return Entry(
+        name=str(data.get("name") or f"{name}-{severity}"),
+        kind="corruption",
+        corruption=name,
+        severity=severity,
+    )
 
 
 def _default_norm(attack: str, settings: Mapping[str, Any]) -> str:

@@ -10,21 +10,20 @@ minimal-norm attacks (no ``eps``) and attacks beyond the budget (the large-eps c
 count. The merge is per example: two attacks that each leave half the examples robust, but
 different halves, leave none robust together.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .suites import Budget, Entry
 
 
 def counted_entries(entries: Iterable[Entry], budget: Budget) -> list[Entry]:
     """The attack entries whose threat model lies inside ``budget``."""
-    return [e for e in entries
-            if e.kind == "attack" and e.budget is not None and budget.contains(e.budget)]
+    return [e for e in entries if e.kind == "attack" and e.budget is not None and budget.contains(e.budget)]
 
 
-def worst_case_flags(clean: Sequence[bool | None],
-                     columns: Iterable[Sequence[bool | None]]) -> list[bool]:
+def worst_case_flags(clean: Sequence[bool | None], columns: Iterable[Sequence[bool | None]]) -> list[bool]:
     """Per example: correct on the clean image and robust in every column.
 
     ``None`` in a column means that attack did not evaluate the example (a check limited to

@@ -32,6 +32,7 @@ of up to 256 input channels). In ResNet-18 those layers hold a third of the iter
 network for ~1% of its time. ``"reference"`` runs the autograd-traced :func:`rista` (needed for
 double backward; also used whenever objective terms are requested).
 """
+
 from __future__ import annotations
 
 import math
@@ -88,24 +89,44 @@ class DictConv2d(nn.Module):
             cost at most ``RECOMPUTE_MACS`` multiply-adds per code entry (see module docstring).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 bias: bool = False, *, dilation: int | tuple[int, int] = 1, groups: int = 1,
-                 mode: str = "elastic", n_steps: int = DEFAULT_N_STEPS, lam: float = DEFAULT_LAM,
-                 beta: float = DEFAULT_BETA, step: float | str = DEFAULT_STEP,
-                 eps: float = DEFAULT_EPS, nonneg: bool = False, w_grad: str = "exact",
-                 normalize: bool = True, impl: str = "fast", recompute: bool | str = "auto",
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = False,
+        *,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        mode: str = "elastic",
+        n_steps: int = DEFAULT_N_STEPS,
+        lam: float = DEFAULT_LAM,
+        beta: float = DEFAULT_BETA,
+        step: float | str = DEFAULT_STEP,
+        eps: float = DEFAULT_EPS,
+        nonneg: bool = False,
+        w_grad: str = "exact",
+        normalize: bool = True,
+        impl: str = "fast",
+        recompute: bool | str = "auto",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must be divisible by groups ({groups})")
+            raise ValueError(
+                f"in_channels ({in_channels}) and out_channels ({out_channels}) "
+                f"must be divisible by groups ({groups})"
+            )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size)
         self.stride, self.padding, self.dilation = pair(stride), pair(padding), pair(dilation)
         factory = dict(device=device, dtype=dtype)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups,
-                                               *self.kernel_size, **factory))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory)
+        )
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
         # β lives here in every mode so that state_dict keys do not depend on the mode; it is a
         # trainable parameter only in elastic mode.
@@ -157,17 +178,28 @@ class DictConv2d(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything besides tensors that defines the layer (saved with checkpoints)."""
-        return dict(mode=self.mode, n_steps=self.n_steps, lam=self.lam, step=self.step,
-                    eps=self.eps, nonneg=self.nonneg, w_grad=self.w_grad,
-                    normalize=self.normalize, impl=self.impl, recompute=self.recompute)
+        return dict(
+            mode=self.mode,
+            n_steps=self.n_steps,
+            lam=self.lam,
+            step=self.step,
+            eps=self.eps,
+            nonneg=self.nonneg,
+            w_grad=self.w_grad,
+            normalize=self.normalize,
+            impl=self.impl,
+            recompute=self.recompute,
+        )
 
     def configure(self, **options: Any) -> None:
         """Set options by name (``mode``, ``n_steps``, ``lam``, ``beta``, ``step``, ``eps``,
         ``nonneg``, ``w_grad``, ``normalize``, ``impl``, ``recompute``)."""
         unknown = set(options) - set(self.config()) - {"beta"}
         if unknown:
-            raise ValueError(f"unknown DictConv2d options {sorted(unknown)}; "
-                             f"known: {sorted(set(self.config()) | {'beta'})}")
+            raise ValueError(
+                f"unknown DictConv2d options {sorted(unknown)}; "
+                f"known: {sorted(set(self.config()) | {'beta'})}"
+            )
         mode = options.pop("mode", self.mode)
         beta = options.pop("beta", None)
         for k, v in options.items():
@@ -213,8 +245,7 @@ class DictConv2d(nn.Module):
 
     # -- dictionary norm -----------------------------------------------------------------------
     def _geometry(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def _operator_norm(self, x: torch.Tensor) -> torch.Tensor:
         """‖A‖₂: refreshed (differentiably) in training mode, read from the buffer in eval."""
@@ -240,7 +271,7 @@ class DictConv2d(nn.Module):
             self._operator_norm(probe)
         return float(self.dict_norm)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # A stored norm belongs to the stored weights: use it as is (exact save/load round trip).
         self._norm_known = bool(float(self.dict_norm) > 0)
@@ -268,41 +299,66 @@ class DictConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.n_steps == 0:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                            self.groups)
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         z = self.solve(x)
         return z if self.bias is None else z + self.bias.view(1, -1, 1, 1)
 
-    def solve(self, x: torch.Tensor, return_terms: bool = False
-              ) -> torch.Tensor | tuple[torch.Tensor, RistaTerms]:
+    def solve(
+        self, x: torch.Tensor, return_terms: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, RistaTerms]:
         """The bias-free code (rescaled by ‖A‖₂ when normalized); with ``return_terms`` also the
         per-step objective terms of the problem RISTA solves (on the normalized dictionary)."""
         if self.impl == "fast" and not return_terms:
             # the fast path divides by ‖A‖₂ and rescales the code itself (see rista_fast's norm)
             sigma, eta = self._norm_and_step(x)
-            return rista_fast(x, self.weight, n_steps=self.n_steps, beta=self.beta, lam=self.lam,
-                              step=eta, eps=self.eps, nonneg=self.nonneg, w_grad=self.w_grad,
-                              norm=sigma, recompute=self.recomputes(), **self._geometry())
+            return rista_fast(
+                x,
+                self.weight,
+                n_steps=self.n_steps,
+                beta=self.beta,
+                lam=self.lam,
+                step=eta,
+                eps=self.eps,
+                nonneg=self.nonneg,
+                w_grad=self.w_grad,
+                norm=sigma,
+                recompute=self.recomputes(),
+                **self._geometry(),
+            )
         weight, scale, eta = self._solver_inputs(x)
-        out = rista(x, weight, n_steps=self.n_steps, beta=self.beta, lam=self.lam, step=eta,
-                    eps=self.eps, nonneg=self.nonneg, w_grad=self.w_grad,
-                    return_terms=return_terms, **self._geometry())
+        out = rista(
+            x,
+            weight,
+            n_steps=self.n_steps,
+            beta=self.beta,
+            lam=self.lam,
+            step=eta,
+            eps=self.eps,
+            nonneg=self.nonneg,
+            w_grad=self.w_grad,
+            return_terms=return_terms,
+            **self._geometry(),
+        )
         if return_terms:
             z, terms = out
             return z * scale, terms
         return out * scale
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, padding={self.padding}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         beta = f"{self.beta_value():.3f}"
-        return (s + f", mode={self.mode}, n_steps={self.n_steps}, lam={self.lam}, beta={beta}, "
-                f"step={self.step}, eps={self.eps}, nonneg={self.nonneg}, w_grad={self.w_grad}, "
-                f"normalize={self.normalize}, impl={self.impl}, recompute={self.recompute}")
+        return (
+            s + f", mode={self.mode}, n_steps={self.n_steps}, lam={self.lam}, beta={beta}, "
+            f"step={self.step}, eps={self.eps}, nonneg={self.nonneg}, w_grad={self.w_grad}, "
+            f"normalize={self.normalize}, impl={self.impl}, recompute={self.recompute}"
+        )
 
 
 def dict_layers(model: nn.Module) -> list[tuple[str, DictConv2d]]:
@@ -319,8 +375,10 @@ def set_mode(model: nn.Module, mode: str, beta: float | None = None) -> nn.Modul
     them (see ``edlnet.train``)."""
     layers = dict_layers(model)
     if not layers:
-        raise ValueError("set_mode: the model has no DictConv2d layers; build it with "
-                         "create_model(..., dl='vanilla') or edlnet.convert(model, mode=...)")
+        raise ValueError(
+            "set_mode: the model has no DictConv2d layers; build it with "
+            "create_model(..., dl='vanilla') or edlnet.convert(model, mode=...)"
+        )
     for _, m in layers:
         m.set_mode(mode, beta)
     return model

@@ -4,10 +4,11 @@ Gradient attacks on dictionary networks must be run with both policies (``exact`
 through the reweighting w; ``detached``: w is a constant in the backward pass, BPDA-style) and
 the per-example worst case kept, because either one alone can under-estimate the attack.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from torch import nn
 

@@ -10,17 +10,18 @@ of its layer. Warm steps never read a value back to the host (no device sync, no
 ``torch.compile`` graph break); the cold start does, for its stopping test, once per layer and
 input size — so run one eager training-mode forward before ``torch.compile(fullgraph=True)``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from .conv_ops import dict_adjoint, dict_apply
 
 Geometry = dict
-WARM_POWER_ITERS = 2     # per training step, from the cached vector
-COLD_POWER_ITERS = 200   # from the start vector, until the estimate settles (tol 1e-6)
+WARM_POWER_ITERS = 2  # per training step, from the cached vector
+COLD_POWER_ITERS = 200  # from the start vector, until the estimate settles (tol 1e-6)
 
 
 def initial_vector(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
@@ -31,8 +32,9 @@ def initial_vector(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def power_iterate(weight: torch.Tensor, v: torch.Tensor, geom: Geometry, n_iter: int,
-                  tol: float = 0.0) -> torch.Tensor:
+def power_iterate(
+    weight: torch.Tensor, v: torch.Tensor, geom: Geometry, n_iter: int, tol: float = 0.0
+) -> torch.Tensor:
     """Run up to ``n_iter`` iterations v ← A*A v/‖A*A v‖ (fp32), stopping early when the norm
     estimate changes by less than ``tol`` (relative). Returns the new unit vector."""
     w = weight.detach().float()
@@ -53,8 +55,13 @@ def power_iterate(weight: torch.Tensor, v: torch.Tensor, geom: Geometry, n_iter:
     return v
 
 
-def refresh_vector(weight: torch.Tensor, cached: torch.Tensor | None, shape: Sequence[int],
-                   like: torch.Tensor, geom: Geometry) -> torch.Tensor:
+def refresh_vector(
+    weight: torch.Tensor,
+    cached: torch.Tensor | None,
+    shape: Sequence[int],
+    like: torch.Tensor,
+    geom: Geometry,
+) -> torch.Tensor:
     """The singular vector for inputs of ``shape`` (batch 1): ``WARM_POWER_ITERS`` iterations
     from ``cached`` when it fits, else a cold start run to convergence."""
     if cached is None or tuple(cached.shape) != tuple(shape) or cached.device != like.device:

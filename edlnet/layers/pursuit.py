@@ -35,11 +35,13 @@ Solvers (pure functions of the input, the fixed :class:`LayerOp` of every layer 
 Algorithm 2: global block-coordinate iterations with extrapolation, Eqs. 13–15 and 18).
 :class:`PursuitLayer` and :class:`PursuitStack` wrap them as modules.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import accumulate
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -69,11 +71,12 @@ class Edge(NamedTuple):
 def edge_apply(edge: Edge, w: torch.Tensor) -> torch.Tensor:
     """P w."""
     if edge.stride > 1:
-        w = w[..., ::edge.stride, ::edge.stride]
+        w = w[..., :: edge.stride, :: edge.stride]
     extra = (edge.channels or w.shape[1]) - w.shape[1]
     if extra < 0:
-        raise ValueError(f"an edge from node {edge.src} cannot shrink {w.shape[1]} channels to "
-                         f"{edge.channels}")
+        raise ValueError(
+            f"an edge from node {edge.src} cannot shrink {w.shape[1]} channels to {edge.channels}"
+        )
     return F.pad(w, (0, 0, 0, 0, 0, extra)) if extra else w
 
 
@@ -98,8 +101,10 @@ def check_graph(parents: Sequence[Sequence[Edge]], n_layers: int) -> None:
         if not srcs:
             raise ValueError(f"layer {j} has no input edge")
         if any(not 0 <= s < j for s in srcs) or len(set(srcs)) != len(srcs):
-            raise ValueError(f"layer {j}: input edges must come from distinct earlier nodes "
-                             f"(0 = input, k < {j}), got sources {srcs}")
+            raise ValueError(
+                f"layer {j}: input edges must come from distinct earlier nodes "
+                f"(0 = input, k < {j}), got sources {srcs}"
+            )
 
 
 def children_of(parents: Sequence[Sequence[Edge]]) -> list[list[tuple[int, Edge]]]:
@@ -111,16 +116,19 @@ def children_of(parents: Sequence[Sequence[Edge]]) -> list[list[tuple[int, Edge]
     return children
 
 
-def gather(edges: Sequence[Edge], nodes: Sequence[torch.Tensor],
-           override: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
+def gather(
+    edges: Sequence[Edge], nodes: Sequence[torch.Tensor], override: tuple[int, torch.Tensor] | None = None
+) -> torch.Tensor:
     """v = Σ_e P_e w_src (Eq. 17's input), optionally with one node's value replaced."""
     total = None
     for e in edges:
         w = override[1] if override is not None and override[0] == e.src else nodes[e.src]
         term = edge_apply(e, w)
         if total is not None and term.shape != total.shape:
-            raise ValueError(f"edges into a layer disagree in shape: {tuple(total.shape)} vs "
-                             f"{tuple(term.shape)} from node {e.src}")
+            raise ValueError(
+                f"edges into a layer disagree in shape: {tuple(total.shape)} vs "
+                f"{tuple(term.shape)} from node {e.src}"
+            )
         total = term if total is None else total + term
     assert total is not None  # check_graph guarantees at least one edge
     return total
@@ -159,15 +167,15 @@ def synthesis(op: LayerOp, w: torch.Tensor, size: Sequence[int]) -> torch.Tensor
     return dict_adjoint(w, op.weight, size, op.stride, op.padding)
 
 
-def prox(op: LayerOp, u: torch.Tensor, nonneg: bool = True,
-         step: Scalar | None = None) -> torch.Tensor:
+def prox(op: LayerOp, u: torch.Tensor, nonneg: bool = True, step: Scalar | None = None) -> torch.Tensor:
     """argmin_w ½‖w − u‖² + γ(λ‖w‖₁ − ⟨o, w⟩) [+ w ≥ 0] = φ̃_{γλ}(u + γo)."""
     step = op.step if step is None else step
     return threshold(u + step * _channel(op.offset), step * _channel(op.lam), nonneg)
 
 
-def layer_terms(op: LayerOp, v: torch.Tensor, w: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def layer_terms(
+    op: LayerOp, v: torch.Tensor, w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-example ‖v − B̃w‖², ‖v‖², ‖w‖₁ and the objective F_j(w; v) of Eq. 7."""
     res_sq = (v - synthesis(op, w, v.shape[-2:])).flatten(1).pow(2).sum(1)
     sig_sq = v.flatten(1).pow(2).sum(1)
@@ -185,9 +193,9 @@ class PursuitTrace(NamedTuple):
     state after sweep t and ``objective.sum(1)`` is the global objective (Eq. 11/12)."""
 
     residual_sq: torch.Tensor  # ‖v_j − B̃_j w_j‖²
-    signal_sq: torch.Tensor    # ‖v_j‖²
-    code_l1: torch.Tensor      # ‖w_j‖₁
-    objective: torch.Tensor    # ½‖v_j − B̃_j w_j‖² + λ_j‖w_j‖₁ − ⟨o_j, w_j⟩
+    signal_sq: torch.Tensor  # ‖v_j‖²
+    code_l1: torch.Tensor  # ‖w_j‖₁
+    objective: torch.Tensor  # ½‖v_j − B̃_j w_j‖² + λ_j‖w_j‖₁ − ⟨o_j, w_j⟩
 
     def relative_error(self) -> torch.Tensor:
         """‖v_j − B̃_j w_j‖ / ‖v_j‖ (Figure 8's per-layer reconstruction error)."""
@@ -196,14 +204,13 @@ class PursuitTrace(NamedTuple):
 
 def _stack_trace(rows: list[list[tuple[torch.Tensor, ...]]]) -> PursuitTrace:
     """rows[t][j] = layer_terms(...) → PursuitTrace of (T + 1, l, N) tensors."""
-    return PursuitTrace(*[torch.stack([torch.stack([r[i] for r in row]) for row in rows])
-                          for i in range(4)])
+    return PursuitTrace(*[torch.stack([torch.stack([r[i] for r in row]) for row in rows]) for i in range(4)])
 
 
 # -- the solvers ------------------------------------------------------------------------------
-def layered_thresholding_pursuit(x: torch.Tensor, ops: Sequence[LayerOp],
-                                 parents: Sequence[Sequence[Edge]], nonneg: bool = True
-                                 ) -> list[torch.Tensor]:
+def layered_thresholding_pursuit(
+    x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]], nonneg: bool = True
+) -> list[torch.Tensor]:
     """L-TP, the feed-forward pass: w_j = φ̃_λj(B̃_jᵀ v_j + o_j) (Eqs. 4, 9, 17)."""
     check_graph(parents, len(ops))
     nodes = [x]
@@ -213,8 +220,13 @@ def layered_thresholding_pursuit(x: torch.Tensor, ops: Sequence[LayerOp],
     return nodes[1:]
 
 
-def _initial_codes(x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]],
-                   init: Sequence[torch.Tensor] | str, nonneg: bool) -> list[torch.Tensor]:
+def _initial_codes(
+    x: torch.Tensor,
+    ops: Sequence[LayerOp],
+    parents: Sequence[Sequence[Edge]],
+    init: Sequence[torch.Tensor] | str,
+    nonneg: bool,
+) -> list[torch.Tensor]:
     if isinstance(init, str):
         if init == "feedforward":
             return layered_thresholding_pursuit(x, ops, parents, nonneg)
@@ -229,11 +241,16 @@ def _initial_codes(x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Se
     return list(init)
 
 
-def layered_basis_pursuit(x: torch.Tensor, ops: Sequence[LayerOp],
-                          parents: Sequence[Sequence[Edge]], n_iters: int, *,
-                          init: Sequence[torch.Tensor] | str = "feedforward", nonneg: bool = True,
-                          trace: bool = False
-                          ) -> list[torch.Tensor] | tuple[list[torch.Tensor], PursuitTrace]:
+def layered_basis_pursuit(
+    x: torch.Tensor,
+    ops: Sequence[LayerOp],
+    parents: Sequence[Sequence[Edge]],
+    n_iters: int,
+    *,
+    init: Sequence[torch.Tensor] | str = "feedforward",
+    nonneg: bool = True,
+    trace: bool = False,
+) -> list[torch.Tensor] | tuple[list[torch.Tensor], PursuitTrace]:
     """L-BP (Algorithm 1): layer by layer, ``n_iters`` proximal-gradient steps (Eq. 10) on
     F_j(·; v_j) where v_j is built from the *final* codes of the layers before j, started at
     the feed-forward code w_j^[0] (Eq. 9). ``n_iters = 0`` is L-TP."""
@@ -259,11 +276,17 @@ def layered_basis_pursuit(x: torch.Tensor, ops: Sequence[LayerOp],
     return nodes[1:], _stack_trace([list(r) for r in zip(*per_layer)])
 
 
-def deep_pursuit(x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]],
-                 n_iters: int, *, alphas: Scalar | Sequence[Scalar] = 0.0,
-                 init: Sequence[torch.Tensor] | str = "feedforward", nonneg: bool = True,
-                 trace: bool = False
-                 ) -> list[torch.Tensor] | tuple[list[torch.Tensor], PursuitTrace]:
+def deep_pursuit(
+    x: torch.Tensor,
+    ops: Sequence[LayerOp],
+    parents: Sequence[Sequence[Edge]],
+    n_iters: int,
+    *,
+    alphas: Scalar | Sequence[Scalar] = 0.0,
+    init: Sequence[torch.Tensor] | str = "feedforward",
+    nonneg: bool = True,
+    trace: bool = False,
+) -> list[torch.Tensor] | tuple[list[torch.Tensor], PursuitTrace]:
     """Deep pursuit (Algorithm 2): ``n_iters`` global sweeps of block-coordinate proximal
     gradient over all layers, in order, on the global objective Σ_j F_j (Eqs. 11–12, with skip
     connections Eq. 16). Block j's update (Eq. 13) is
@@ -296,8 +319,7 @@ def deep_pursuit(x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Sequ
         return synth[j]
 
     def measure() -> list[tuple[torch.Tensor, ...]]:
-        return [layer_terms(op, gather(parents[j - 1], nodes), nodes[j])
-                for j, op in enumerate(ops, 1)]
+        return [layer_terms(op, gather(parents[j - 1], nodes), nodes[j]) for j, op in enumerate(ops, 1)]
 
     rows = [measure()] if trace else []
     for _ in range(n_iters):
@@ -323,8 +345,9 @@ def deep_pursuit(x: torch.Tensor, ops: Sequence[LayerOp], parents: Sequence[Sequ
 
 
 # -- the global dictionary (Eqs. 12 and 16), for frame potential and mutual coherence ---------
-def global_dictionary(ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]],
-                      input_shape: Sequence[int], chunk: int = 512) -> torch.Tensor:
+def global_dictionary(
+    ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]], input_shape: Sequence[int], chunk: int = 512
+) -> torch.Tensor:
     """The structured matrix B of Eq. 16 as a dense (Σ_j dim v_j) × (Σ_j dim w_j) tensor for
     one input of shape (C, H, W): row block j, column block j is B̃_j; row block j, column
     block k < j is −P_jk for every edge k → j. Then the global data term is
@@ -351,9 +374,9 @@ def global_dictionary(ops: Sequence[LayerOp], parents: Sequence[Sequence[Edge]],
             basis = basis.view(len(idx), *shape)
             cols = slice(col_off[k - 1] + start, col_off[k - 1] + start + len(idx))
             atoms = synthesis(op, basis, signals[k - 1][-2:])
-            out[row_off[k - 1]:row_off[k], cols] = atoms.flatten(1).T
+            out[row_off[k - 1] : row_off[k], cols] = atoms.flatten(1).T
             for c, edge in children[k]:
-                out[row_off[c - 1]:row_off[c], cols] = -edge_apply(edge, basis).flatten(1).T
+                out[row_off[c - 1] : row_off[c], cols] = -edge_apply(edge, basis).flatten(1).T
     return out
 
 
@@ -386,10 +409,19 @@ class PursuitLayer(nn.Module):
     eval mode, so eval outputs are deterministic and survive save/load exactly.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int] = 3,
-                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] | None = None, *,
-                 batch_norm: bool = True, lam: float = 0.1, beta: float = 1.0,
-                 learn_step: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] | None = None,
+        *,
+        batch_norm: bool = True,
+        lam: float = 0.1,
+        beta: float = 1.0,
+        learn_step: bool = True,
+    ) -> None:
         super().__init__()
         if lam <= 0:
             raise ValueError(f"lam must be > 0 (λ = softplus(·) is kept positive), got {lam}")
@@ -438,7 +470,7 @@ class PursuitLayer(nn.Module):
         self._norm_known = True
         return self.dict_norm.clone()
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # A stored norm belongs to the stored weights: use it as is (exact save/load round trip).
         self._norm_known = bool(float(self.dict_norm) > 0)
@@ -461,8 +493,9 @@ class PursuitLayer(nn.Module):
                 bn.running_var.lerp_(var.detach() * n / max(n - 1, 1), m)
         return mean, var
 
-    def feedforward(self, v: torch.Tensor, nonneg: bool = True,
-                    extra_lipschitz: float | None = None) -> tuple[torch.Tensor, LayerOp]:
+    def feedforward(
+        self, v: torch.Tensor, nonneg: bool = True, extra_lipschitz: float | None = None
+    ) -> tuple[torch.Tensor, LayerOp]:
         """The feed-forward code w^[0] = φ̃_λ(s⊙(W∗v − mean)) (Eq. 9; conv → BN → ReLU(· − λ))
         and the layer's fixed :class:`LayerOp`. Its step γ = 1/(β(L + extra_lipschitz)) is set
         only when ``extra_lipschitz`` is given (iterations follow)."""
@@ -493,13 +526,21 @@ class PursuitLayer(nn.Module):
         if self.norm is None:
             return LayerOp(self.weight, None, self.lam, 1.0, self.stride, self.padding)
         scale = self.gain * torch.rsqrt(self.norm.running_var + self.norm.eps)
-        return LayerOp(self.weight * scale.view(-1, 1, 1, 1), -self.norm.running_mean * scale,
-                       self.lam, 1.0, self.stride, self.padding)
+        return LayerOp(
+            self.weight * scale.view(-1, 1, 1, 1),
+            -self.norm.running_mean * scale,
+            self.lam,
+            1.0,
+            self.stride,
+            self.padding,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, "
-                f"batch_norm={self.norm is not None}, learn_step={self.beta_logit is not None}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, "
+            f"batch_norm={self.norm is not None}, learn_step={self.beta_logit is not None}"
+        )
 
 
 class PursuitStack(nn.Module):
@@ -516,9 +557,17 @@ class PursuitStack(nn.Module):
     ``forward`` returns Σ_e P_e w_src over the ``outputs`` edges (the classifier's input).
     """
 
-    def __init__(self, layers: Sequence[PursuitLayer], parents: Sequence[Sequence[Edge]],
-                 outputs: Sequence[Edge], method: str = "deep", n_iters: int = 0,
-                 alpha: float = 0.0, learn_alpha: bool = False, nonneg: bool = True) -> None:
+    def __init__(
+        self,
+        layers: Sequence[PursuitLayer],
+        parents: Sequence[Sequence[Edge]],
+        outputs: Sequence[Edge],
+        method: str = "deep",
+        n_iters: int = 0,
+        alpha: float = 0.0,
+        learn_alpha: bool = False,
+        nonneg: bool = True,
+    ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown pursuit method {method!r}; use one of {METHODS}")
@@ -561,16 +610,24 @@ class PursuitStack(nn.Module):
             ops.append(op)
         return nodes[1:], ops
 
-    def solve(self, x: torch.Tensor, trace: bool = False
-              ) -> tuple[list[torch.Tensor], PursuitTrace | None]:
+    def solve(self, x: torch.Tensor, trace: bool = False) -> tuple[list[torch.Tensor], PursuitTrace | None]:
         """All codes (and, with ``trace``, the :class:`PursuitTrace`) for the input ``x``."""
         codes, ops = self.feedforward(x)
         if self.method == "deep":
-            out = deep_pursuit(x, ops, self.parents, self.n_iters, alphas=self.alphas,
-                               init=codes, nonneg=self.nonneg, trace=trace)
+            out = deep_pursuit(
+                x,
+                ops,
+                self.parents,
+                self.n_iters,
+                alphas=self.alphas,
+                init=codes,
+                nonneg=self.nonneg,
+                trace=trace,
+            )
         else:
-            out = layered_basis_pursuit(x, ops, self.parents, self.n_iters, init=codes,
-                                        nonneg=self.nonneg, trace=trace)
+            out = layered_basis_pursuit(
+                x, ops, self.parents, self.n_iters, init=codes, nonneg=self.nonneg, trace=trace
+            )
         return out if trace else (out, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -579,9 +636,10 @@ class PursuitStack(nn.Module):
 
     def global_dictionary(self, input_shape: Sequence[int]) -> torch.Tensor:
         """Eq. 16's structured matrix with the eval-mode (running-statistics) dictionaries."""
-        return global_dictionary([layer.eval_op() for layer in self.layers], self.parents,
-                                 input_shape)
+        return global_dictionary([layer.eval_op() for layer in self.layers], self.parents, input_shape)
 
     def extra_repr(self) -> str:
-        return (f"method={self.method}, n_iters={self.n_iters}, nonneg={self.nonneg}, "
-                f"alpha={'learned' if self.alpha_logit is not None else self.fixed_alpha}")
+        return (
+            f"method={self.method}, n_iters={self.n_iters}, nonneg={self.nonneg}, "
+            f"alpha={'learned' if self.alpha_logit is not None else self.fixed_alpha}"
+        )

@@ -21,9 +21,11 @@ tends to |r| as ε → 0; descent of that objective is guaranteed for η ≤ 1/(
 Gradient policy of the reweighting (``w_grad``): ``"exact"`` differentiates through w, whose
 derivative in r is up to 1/(2ε); ``"detached"`` treats w as a constant in the backward pass.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -37,9 +39,9 @@ class RistaTerms(NamedTuple):
     """Per-step, per-example objective terms; each tensor has shape (n_steps + 1, N)."""
 
     residual_l2_sq: torch.Tensor  # ‖x − A*(z_t)‖²
-    residual_l1: torch.Tensor     # ‖x − A*(z_t)‖₁
-    code_l1: torch.Tensor         # ‖z_t‖₁
-    total: torch.Tensor           # Eq. 12: β/2·l2² + (1−β)/2·l1 + λ·‖z‖₁
+    residual_l1: torch.Tensor  # ‖x − A*(z_t)‖₁
+    code_l1: torch.Tensor  # ‖z_t‖₁
+    total: torch.Tensor  # Eq. 12: β/2·l2² + (1−β)/2·l1 + λ·‖z‖₁
 
 
 def reweighting(r: torch.Tensor, eps: float, w_grad: str) -> torch.Tensor:
@@ -55,8 +57,9 @@ def is_vanilla(beta: Number) -> bool:
     return not isinstance(beta, torch.Tensor) and float(beta) == 1.0
 
 
-def objective_terms(x: torch.Tensor, z: torch.Tensor, recon: torch.Tensor, beta: Number,
-                    lam: Number) -> tuple[torch.Tensor, ...]:
+def objective_terms(
+    x: torch.Tensor, z: torch.Tensor, recon: torch.Tensor, beta: Number, lam: Number
+) -> tuple[torch.Tensor, ...]:
     r = (x - recon).flatten(1)
     l2 = r.pow(2).sum(1)
     l1 = r.abs().sum(1)
@@ -64,12 +67,23 @@ def objective_terms(x: torch.Tensor, z: torch.Tensor, recon: torch.Tensor, beta:
     return l2, l1, code, beta / 2 * l2 + (1 - beta) / 2 * l1 + lam * code
 
 
-def rista(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta: Number = 1.0,
-          lam: Number = 0.1, step: Number = 1.0, eps: float = 0.01,
-          stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
-          dilation: int | Sequence[int] = 1, groups: int = 1, nonneg: bool = False,
-          w_grad: str = "exact", return_terms: bool = False
-          ) -> torch.Tensor | tuple[torch.Tensor, RistaTerms]:
+def rista(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    n_steps: int = 2,
+    beta: Number = 1.0,
+    lam: Number = 0.1,
+    step: Number = 1.0,
+    eps: float = 0.01,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    nonneg: bool = False,
+    w_grad: str = "exact",
+    return_terms: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, RistaTerms]:
     """Unrolled RISTA. Returns the code z_T, and with ``return_terms`` also :class:`RistaTerms`.
 
     ``beta``, ``lam`` and ``step`` may be Python numbers or scalar tensors (learnable).

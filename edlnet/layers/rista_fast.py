@@ -54,10 +54,11 @@ tensors all the way through forward and backward — never read back with ``floa
 step has no host synchronization and ``torch.compile(fullgraph=True)`` sees no graph break. A
 tensor β uses the weighted residual u = β·r + (1−β)/2·r/(|r|+ε) directly (no division by β).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -74,8 +75,9 @@ def native_low_precision(device_type: str, dtype: torch.dtype) -> bool:
     if device_type == "cpu":
         # oneDNN's own check (AVX512-BF16/AMX for bf16, AVX512-FP16/AMX-FP16 for fp16); without
         # it PyTorch runs low-precision convolutions through a slow reference path
-        probe = {torch.bfloat16: "_is_mkldnn_bf16_supported",
-                 torch.float16: "_is_mkldnn_fp16_supported"}.get(dtype)
+        probe = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}.get(
+            dtype
+        )
         try:
             return probe is not None and bool(getattr(torch.ops.mkldnn, probe)())
         except (AttributeError, RuntimeError):
@@ -83,8 +85,9 @@ def native_low_precision(device_type: str, dtype: torch.dtype) -> bool:
     return True
 
 
-def resolve_dtypes(x: torch.Tensor, weight: torch.Tensor,
-                   conv_dtype: torch.dtype | str | None) -> tuple[torch.dtype, torch.dtype]:
+def resolve_dtypes(
+    x: torch.Tensor, weight: torch.Tensor, conv_dtype: torch.dtype | str | None
+) -> tuple[torch.dtype, torch.dtype]:
     """(state dtype, convolution dtype). The state (codes, residuals, reweighting) is at least
     fp32; convolutions follow ``conv_dtype``: ``"auto"`` = the autocast dtype when autocast is
     on and that dtype is native on this device, else the state dtype; ``None`` = the state
@@ -113,8 +116,8 @@ class _Config:
     dilation: IntPair
     groups: int
     nonneg: bool
-    exact: bool          # w_grad == "exact"
-    vanilla: bool        # β is the constant 1: no reweighting at all
+    exact: bool  # w_grad == "exact"
+    vanilla: bool  # β is the constant 1: no reweighting at all
     recompute: bool
     state_dtype: torch.dtype
     conv_dtype: torch.dtype
@@ -127,6 +130,7 @@ Scalar = float | torch.Tensor  # a Python number (a constant) or a one-element t
 class _Scalars:
     """β, λ, η and the dictionary norm: Python numbers, or tensors (detached: the backward pass
     is written by hand, so the graph only routes their gradients)."""
+
     beta: Scalar
     lam: Scalar
     step: Scalar
@@ -231,8 +235,9 @@ class _Scratch:
         return b.copy_(t)
 
 
-def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep: bool
-             ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+def _forward(
+    x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep: bool
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Run the iteration on x (state dtype) with the (normalized) weight wc (conv dtype). Returns
     the output (z_T, times the norm) and, when ``keep``, the codes z_0..z_{T-1} in the
     convolution dtype (the backward pass needs them only as convolution inputs and for their
@@ -242,10 +247,10 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
     sd, cd = cfg.state_dtype, cfg.conv_dtype
     low = cd != sd
     scratch = _Scratch()
-    z = F.conv2d(scratch.cast(x, cd, "x"), wc, None, cfg.stride, cfg.padding, cfg.dilation,
-                 cfg.groups).to(sd)
-    op = adjoint_output_padding(x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride,
-                                cfg.padding, cfg.dilation)
+    z = F.conv2d(scratch.cast(x, cd, "x"), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups).to(sd)
+    op = adjoint_output_padding(
+        x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride, cfg.padding, cfg.dilation
+    )
     tau = sc.lam * sc.step
     alpha = sc.step * _u_scale(cfg, sc.beta)
     zs: list[torch.Tensor] = []
@@ -262,8 +267,7 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
         else:
             zc = z.to(cd) if keep else scratch.cast(z, cd, "z")  # saved codes need their own copy
             saved = zc
-        recon = F.conv_transpose2d(zc, wc, None, cfg.stride, cfg.padding, op, cfg.groups,
-                                   cfg.dilation)
+        recon = F.conv_transpose2d(zc, wc, None, cfg.stride, cfg.padding, op, cfg.groups, cfg.dilation)
         # r = x − A*(z), in place in the reconstruction (or its state-dtype copy)
         r = recon.to(sd) if keep else scratch.cast(recon, sd, "r")
         r = torch.sub(x, r, out=r)
@@ -272,8 +276,7 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
         else:
             ubuf = torch.empty_like(r) if ubuf is None else ubuf
             u = _weighted_residual(r, _denominator(r, cfg.eps, ubuf), sc.beta, ubuf)
-        au = F.conv2d(scratch.cast(u, cd, "u"), wc, None, cfg.stride, cfg.padding, cfg.dilation,
-                      cfg.groups)
+        au = F.conv2d(scratch.cast(u, cd, "u"), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
         del u
         if keep:
             zs.append(saved)
@@ -282,7 +285,7 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
         # v = z + η·A(u) = z + η·c·A(u′); thresholded in place it is z_{t+1}
         if low:  # z is not saved (a copy is): update it in place
             v = _axpy_(z, scratch.cast(au, sd, "a"), alpha, out=z)
-        else:    # z may be saved: write v into A(u′)'s buffer
+        else:  # z may be saved: write v into A(u′)'s buffer
             v = _axpy_(z, au, alpha, out=au)
         z = _threshold_(v, tau, cfg.nonneg, tbuf)
     if sc.norm is not None:
@@ -290,9 +293,18 @@ def _forward(x: torch.Tensor, wc: torch.Tensor, cfg: _Config, sc: _Scalars, keep
     return z, zs, rs
 
 
-def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.Tensor,
-              out: torch.Tensor, zs: Sequence[torch.Tensor], rs: Sequence[torch.Tensor],
-              cfg: _Config, sc: _Scalars, needs: Sequence[bool]) -> tuple[torch.Tensor | None, ...]:
+def _backward(
+    g: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    wc: torch.Tensor,
+    out: torch.Tensor,
+    zs: Sequence[torch.Tensor],
+    rs: Sequence[torch.Tensor],
+    cfg: _Config,
+    sc: _Scalars,
+    needs: Sequence[bool],
+) -> tuple[torch.Tensor | None, ...]:
     """Gradients (x, weight, β, λ, η, norm) from the saved or recomputed trajectory; ``weight``
     is the raw weight, ``wc`` the dictionary the iteration ran on (weight/norm, conv dtype)."""
     need_x, need_weight, need_beta, need_lam, need_step, need_norm = needs
@@ -301,18 +313,27 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
     sd, cd = cfg.state_dtype, cfg.conv_dtype
     low = cd != sd
     scratch = _Scratch()
-    op = adjoint_output_padding(x.shape[-2:], out.shape[-2:], wc.shape[-2:], cfg.stride,
-                                cfg.padding, cfg.dilation)
+    op = adjoint_output_padding(
+        x.shape[-2:], out.shape[-2:], wc.shape[-2:], cfg.stride, cfg.padding, cfg.dilation
+    )
 
-    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, transposed: bool, want_input: bool,
-                      slot: str):
+    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, transposed: bool, want_input: bool, slot: str):
         # The very call autograd makes for F.conv2d / F.conv_transpose2d: input and weight
         # gradients in one pass, so the backward costs what the convolutions' backward costs.
         # The input gradient comes back in the state dtype, in scratch ``slot`` when converted.
         gi, gw, _ = torch.ops.aten.convolution_backward(
-            scratch.cast(grad, cd, "grad"), scratch.cast(inp, cd, "inp"), wc, None, cfg.stride,
-            cfg.padding, cfg.dilation, transposed, op if transposed else (0, 0), cfg.groups,
-            [want_input, need_w, False])
+            scratch.cast(grad, cd, "grad"),
+            scratch.cast(inp, cd, "inp"),
+            wc,
+            None,
+            cfg.stride,
+            cfg.padding,
+            cfg.dilation,
+            transposed,
+            op if transposed else (0, 0),
+            cfg.groups,
+            [want_input, need_w, False],
+        )
         if gi is not None:
             gi = scratch.cast(gi, sd, slot)
         return gi, (gw.to(sd) if gw is not None else None)
@@ -370,8 +391,8 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
             else:
                 p = torch.div(r, den, out=ubuf)  # r/(|r|+ε) = 2rw, in u's buffer
                 a_p = _dot(gi, p)
-                g_step += beta * a_r + (1.0 - beta) / 2 * a_p   # ⟨A*(g_v), u⟩
-                g_beta += step * (a_r - 0.5 * a_p)               # ⟨g_u, r(1 − w)⟩
+                g_step += beta * a_r + (1.0 - beta) / 2 * a_p  # ⟨A*(g_v), u⟩
+                g_beta += step * (a_r - 0.5 * a_p)  # ⟨g_u, r(1 − w)⟩
         del u
         # g_r = η·(∂u/∂r)⊙A*(g_v), written into gi's buffer:
         #   exact:    ∂u/∂r = β + (1−β)·ε/(2(|r|+ε)²)
@@ -409,10 +430,16 @@ def _backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, wc: torch.
     if sc.norm is not None and g_w is not None:
         # wc = weight/norm: ∂L/∂weight = g_w/norm, and norm also enters as −⟨g_w, weight⟩/norm²
         if need_norm:
-            g_norm = g_norm - _dot(g_w, weight.to(sd)) / sc.norm ** 2
+            g_norm = g_norm - _dot(g_w, weight.to(sd)) / sc.norm**2
         g_w = g_w.div_(sc.norm)
-    return (g_x, g_w if need_weight else None, g_beta if need_beta else None,
-            g_lam if need_lam else None, g_step if need_step else None, g_norm)
+    return (
+        g_x,
+        g_w if need_weight else None,
+        g_beta if need_beta else None,
+        g_lam if need_lam else None,
+        g_step if need_step else None,
+        g_norm,
+    )
 
 
 def _dictionary(weight: torch.Tensor, cfg: _Config, sc: _Scalars) -> torch.Tensor:
@@ -431,7 +458,7 @@ def _detached(v: Scalar | None) -> Scalar | None:
 
 class _RistaFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config):  # noqa: ANN001
+    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config):
         dev = x.device.type
         scalars = (beta, lam, step, norm)
         sc = _Scalars(*(_detached(v) for v in scalars))
@@ -453,7 +480,7 @@ class _RistaFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g):  # noqa: ANN001
+    def backward(ctx, g):
         cfg = ctx.cfg
         saved = ctx.saved_tensors
         x, weight = saved[0], saved[1]
@@ -468,9 +495,10 @@ class _RistaFunction(torch.autograd.Function):
                 out, zs, rs = _forward(xs, wc, cfg, sc, keep=True)
             else:
                 t = cfg.n_steps
-                out, zs, rs = rest[0], rest[1:1 + t], rest[1 + t:1 + 2 * t]
-            grads = _backward(g.to(cfg.state_dtype), xs, weight, wc, out, zs, rs, cfg, sc,
-                              ctx.needs_input_grad[:6])
+                out, zs, rs = rest[0], rest[1 : 1 + t], rest[1 + t : 1 + 2 * t]
+            grads = _backward(
+                g.to(cfg.state_dtype), xs, weight, wc, out, zs, rs, cfg, sc, ctx.needs_input_grad[:6]
+            )
         g_x, g_w, g_beta, g_lam, g_step, g_norm = grads
         if g_x is not None:
             g_x = g_x.to(x.dtype)
@@ -489,12 +517,25 @@ def _scalar(v: Number, name: str) -> Scalar:
     return float(v)
 
 
-def rista_fast(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta: Number = 1.0,
-               lam: Number = 0.1, step: Number = 1.0, eps: float = 0.01,
-               stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
-               dilation: int | Sequence[int] = 1, groups: int = 1, nonneg: bool = False,
-               w_grad: str = "exact", norm: Number | None = None, recompute: bool = False,
-               conv_dtype: torch.dtype | str | None = "auto") -> torch.Tensor:
+def rista_fast(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    n_steps: int = 2,
+    beta: Number = 1.0,
+    lam: Number = 0.1,
+    step: Number = 1.0,
+    eps: float = 0.01,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    nonneg: bool = False,
+    w_grad: str = "exact",
+    norm: Number | None = None,
+    recompute: bool = False,
+    conv_dtype: torch.dtype | str | None = "auto",
+) -> torch.Tensor:
     """Unrolled RISTA with a hand-written backward pass.
 
     Same arguments and result as :func:`~edlnet.layers.rista.rista` (without ``return_terms``),
@@ -527,7 +568,15 @@ def rista_fast(x: torch.Tensor, weight: torch.Tensor, *, n_steps: int = 2, beta:
     if norm is not None and not _is_tensor(norm) and not norm > 0:
         raise ValueError(f"norm must be > 0, got {norm}")
     state, conv = resolve_dtypes(x, weight, conv_dtype)
-    cfg = _Config(n_steps=int(n_steps), eps=float(eps), nonneg=bool(nonneg),
-                  exact=w_grad == "exact", vanilla=vanilla, recompute=bool(recompute),
-                  state_dtype=state, conv_dtype=conv, **geom)
+    cfg = _Config(
+        n_steps=int(n_steps),
+        eps=float(eps),
+        nonneg=bool(nonneg),
+        exact=w_grad == "exact",
+        vanilla=vanilla,
+        recompute=bool(recompute),
+        state_dtype=state,
+        conv_dtype=conv,
+        **geom,
+    )
     return _RistaFunction.apply(x, weight, beta, lam, step, norm, cfg)

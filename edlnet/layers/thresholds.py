@@ -1,4 +1,5 @@
 """Proximal operators of the sparsity penalty: soft thresholding and its non-negative version."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Backbones, the registry and the converter."""
+
 from .capture import capture_layers
 from .convert import convert
 from .registry import create_model, list_models, register_model

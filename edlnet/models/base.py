@@ -1,4 +1,5 @@
 """Shared classifier shape: normalization → features → pooled head, with timm-style methods."""
+
 from __future__ import annotations
 
 import torch

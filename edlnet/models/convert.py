@@ -1,4 +1,5 @@
 """Turn the ``nn.Conv2d`` modules of any model into ``DictConv2d`` with the same weights, and back."""
+
 from __future__ import annotations
 
 import warnings
@@ -31,9 +32,19 @@ def _to_dict(conv: nn.Conv2d, options: dict[str, Any]) -> DictConv2d | None:
     padding = _padding_of(conv)
     if padding is None:
         return None
-    layer = DictConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, padding,
-                       bias=conv.bias is not None, dilation=conv.dilation, groups=conv.groups,
-                       device=conv.weight.device, dtype=conv.weight.dtype, **options)
+    layer = DictConv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        padding,
+        bias=conv.bias is not None,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+        **options,
+    )
     with torch.no_grad():
         layer.weight.copy_(conv.weight)
         if conv.bias is not None:
@@ -44,9 +55,18 @@ def _to_dict(conv: nn.Conv2d, options: dict[str, Any]) -> DictConv2d | None:
 
 
 def _to_conv(layer: DictConv2d) -> nn.Conv2d:
-    conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                     layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
-                     device=layer.weight.device, dtype=layer.weight.dtype)
+    conv = nn.Conv2d(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        layer.groups,
+        bias=layer.bias is not None,
+        device=layer.weight.device,
+        dtype=layer.weight.dtype,
+    )
     with torch.no_grad():
         conv.weight.copy_(layer.weight)
         if layer.bias is not None:
@@ -55,8 +75,9 @@ def _to_conv(layer: DictConv2d) -> nn.Conv2d:
     return conv
 
 
-def convert(model: nn.Module, mode: str | None = "elastic", max_layers: int | None = None,
-            **dl_options: Any) -> nn.Module:
+def convert(
+    model: nn.Module, mode: str | None = "elastic", max_layers: int | None = None, **dl_options: Any
+) -> nn.Module:
     """Replace convolutions in place and return ``model``.
 
     ``mode="vanilla"|"robust"|"elastic"`` turns each ``nn.Conv2d`` (the first ``max_layers`` in
@@ -93,6 +114,9 @@ def convert(model: nn.Module, mode: str | None = "elastic", max_layers: int | No
             setattr(parent, child_name, new)
             converted += 1
     if skipped:
-        warnings.warn(f"convert: left {len(skipped)} convolution(s) unconverted (no exact zero-padded "
-                      f"adjoint): {', '.join(skipped)}", stacklevel=2)
+        warnings.warn(
+            f"convert: left {len(skipped)} convolution(s) unconverted (no exact zero-padded "
+            f"adjoint): {', '.join(skipped)}",
+            stacklevel=2,
+        )
     return model

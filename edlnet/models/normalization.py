@@ -1,7 +1,8 @@
 """Per-channel mean/std normalization as the model's first module (inputs stay in [0, 1])."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -13,9 +13,11 @@ chain-versus-residual comparisons.
 All models take images in [0, 1] (normalization is their first module) and are built by
 ``create_model``; ``lam``, ``beta`` and ``nonneg`` reach them as dictionary options.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -27,19 +29,22 @@ from .registry import register_model
 DEFAULT_N_ITERS = 2  # iterations after the feed-forward pass: the paper's T = 3
 
 
-def resnet_like_topology(widths: Sequence[int], strides: Sequence[int], depth: int,
-                         residual: bool, in_channels: int = 3
-                         ) -> tuple[list[tuple[int, int, int]], list[list[Edge]], list[Edge]]:
+def resnet_like_topology(
+    widths: Sequence[int], strides: Sequence[int], depth: int, residual: bool, in_channels: int = 3
+) -> tuple[list[tuple[int, int, int]], list[list[Edge]], list[Edge]]:
     """Layer shapes ``(in, out, stride)``, input edges per layer and the classifier's input
     edges of the stack described in the module docstring."""
     if len(widths) != len(strides) or not widths:
-        raise ValueError(f"widths {tuple(widths)} and strides {tuple(strides)} must be non-empty "
-                         "and of equal length (one per stage)")
+        raise ValueError(
+            f"widths {tuple(widths)} and strides {tuple(strides)} must be non-empty "
+            "and of equal length (one per stage)"
+        )
     if depth < 1:
         raise ValueError(f"depth (blocks per stage) must be >= 1, got {depth}")
     if residual and any(b < a for a, b in zip(widths, widths[1:])):
-        raise ValueError(f"residual pursuit needs non-decreasing widths (zero-padded shortcuts), "
-                         f"got {tuple(widths)}")
+        raise ValueError(
+            f"residual pursuit needs non-decreasing widths (zero-padded shortcuts), got {tuple(widths)}"
+        )
     specs = [(in_channels, widths[0], 1)]
     parents: list[list[Edge]] = [[Edge(0)]]
     stream = [(1, 1)]  # residual stream: (source layer, stride accumulated since it joined)
@@ -49,8 +54,7 @@ def resnet_like_topology(widths: Sequence[int], strides: Sequence[int], depth: i
             s = stride if b == 0 else 1
             first = len(specs) + 1
             specs += [(channels, width, s), (width, width, 1)]
-            parents.append([Edge(k, acc, channels) for k, acc in stream] if residual
-                           else [Edge(last)])
+            parents.append([Edge(k, acc, channels) for k, acc in stream] if residual else [Edge(last)])
             parents.append([Edge(first)])
             last = first + 1
             stream = [(k, acc * s) for k, acc in stream] + [(last, 1)]
@@ -74,20 +78,34 @@ class PursuitNet(Classifier):
         stats: normalization statistics (``"cifar10"``, ``"cifar100"``, ...).
     """
 
-    def __init__(self, num_classes: int = 10, *, method: str, residual: bool = False,
-                 widths: Sequence[int] = (16, 32, 64), strides: Sequence[int] = (1, 2, 2),
-                 depth: int = 1, n_iters: int = DEFAULT_N_ITERS, lam: float = 0.1,
-                 beta: float = 1.0, learn_step: bool = True, alpha: float = 0.0,
-                 learn_alpha: bool = False, nonneg: bool = True, batch_norm: bool = True,
-                 stats: str | None = "cifar10") -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        method: str,
+        residual: bool = False,
+        widths: Sequence[int] = (16, 32, 64),
+        strides: Sequence[int] = (1, 2, 2),
+        depth: int = 1,
+        n_iters: int = DEFAULT_N_ITERS,
+        lam: float = 0.1,
+        beta: float = 1.0,
+        learn_step: bool = True,
+        alpha: float = 0.0,
+        learn_alpha: bool = False,
+        nonneg: bool = True,
+        batch_norm: bool = True,
+        stats: str | None = "cifar10",
+    ) -> None:
         super().__init__()
         self.normalize = normalization_for(stats)
         specs, parents, outputs = resnet_like_topology(widths, strides, depth, residual)
         learn = learn_step and method != "thresholding"
-        layers = [PursuitLayer(cin, cout, 3, s, 1, batch_norm=batch_norm, lam=lam, beta=beta,
-                               learn_step=learn) for cin, cout, s in specs]
-        self.pursuit = PursuitStack(layers, parents, outputs, method, n_iters, alpha,
-                                    learn_alpha, nonneg)
+        layers = [
+            PursuitLayer(cin, cout, 3, s, 1, batch_norm=batch_norm, lam=lam, beta=beta, learn_step=learn)
+            for cin, cout, s in specs
+        ]
+        self.pursuit = PursuitStack(layers, parents, outputs, method, n_iters, alpha, learn_alpha, nonneg)
         self.num_features = int(widths[-1])
         self.fc = torch.nn.Linear(self.num_features, num_classes)
 
@@ -129,8 +147,7 @@ def _own_dictionaries(fn: Callable[..., PursuitNet]) -> Callable[..., PursuitNet
 
 @_own_dictionaries
 @register_model
-def layered_thresholding_pursuit(num_classes: int = 10, residual: bool = False,
-                                 **kw: Any) -> PursuitNet:
+def layered_thresholding_pursuit(num_classes: int = 10, residual: bool = False, **kw: Any) -> PursuitNet:
     """L-TP: the feed-forward conv–BN–ReLU network read as layered thresholding pursuit
     (Eq. 4); ``residual=True`` is its skip-connected counterpart (Figure 5)."""
     return PursuitNet(num_classes, method="thresholding", residual=residual, n_iters=0, **kw)

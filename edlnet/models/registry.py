@@ -5,9 +5,11 @@ network, then converts its convolutions to dictionary layers (all of them, or th
 ``dl_layers`` in module order). The name and arguments are recorded on the model so that
 ``edlnet.save``/``edlnet.load`` can rebuild it.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -34,8 +36,9 @@ def _import_all() -> None:
     from . import pursuit_nets, resnet, wide_resnet  # noqa: F401
 
 
-def create_model(name: str, num_classes: int = 10, dl: str | None = None,
-                 dl_layers: int | None = None, **kwargs: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 10, dl: str | None = None, dl_layers: int | None = None, **kwargs: Any
+) -> nn.Module:
     """Build a registered model.
 
     Args:
@@ -56,11 +59,14 @@ def create_model(name: str, num_classes: int = 10, dl: str | None = None,
     dl_options = {k: kwargs.pop(k) for k in list(kwargs) if k in dl_keys}
     own = getattr(_REGISTRY[name], "builds_own_dictionaries", False)
     if own and (dl is not None or dl_layers is not None):
-        raise ValueError(f"model {name!r} builds its own pursuit layers; dl and dl_layers do not apply "
-                         "(pass its own options, e.g. n_iters, lam)")
+        raise ValueError(
+            f"model {name!r} builds its own pursuit layers; dl and dl_layers do not apply "
+            "(pass its own options, e.g. n_iters, lam)"
+        )
     if dl_options and dl is None and not own:
-        raise ValueError(f"dictionary options {sorted(dl_options)} given but dl=None; "
-                         "pass dl='vanilla'|'robust'|'elastic'")
+        raise ValueError(
+            f"dictionary options {sorted(dl_options)} given but dl=None; pass dl='vanilla'|'robust'|'elastic'"
+        )
     try:
         if own:
             model = _REGISTRY[name](num_classes=num_classes, **kwargs, **dl_options)

@@ -3,6 +3,7 @@ PreActResNet-18 (He et al. 2016b; the HAT/PORT backbone), plus 64×64 (Tiny-Imag
 
 Every convolution is a plain ``nn.Conv2d``; ``create_model(..., dl=...)`` converts them.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -68,8 +69,9 @@ class PreActBlock(nn.Module):
         self.conv1 = conv3x3(cin, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.shortcut = None if stride == 1 and cin == planes else \
-            nn.Conv2d(cin, planes, 1, stride, bias=False)
+        self.shortcut = (
+            None if stride == 1 and cin == planes else nn.Conv2d(cin, planes, 1, stride, bias=False)
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -92,19 +94,30 @@ def stem(width: int, input_size: int) -> nn.Sequential:
 class ResNet(Classifier):
     """CIFAR ResNet: stem, four stages of widths (w, 2w, 4w, 8w), global pooling, linear head."""
 
-    def __init__(self, block: type, num_blocks: list[int], num_classes: int = 10, width: int = 64,
-                 input_size: int = 32, stats: str | None = "cifar10", preact: bool = False) -> None:
+    def __init__(
+        self,
+        block: type,
+        num_blocks: list[int],
+        num_classes: int = 10,
+        width: int = 64,
+        input_size: int = 32,
+        stats: str | None = "cifar10",
+        preact: bool = False,
+    ) -> None:
         super().__init__()
         self.normalize = normalization_for(stats)
         self.preact = preact
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1 if input_size == 32 else 2, 1, bias=False)) \
-            if preact else stem(width, input_size)
+        self.stem = (
+            nn.Sequential(nn.Conv2d(3, width, 3, 1 if input_size == 32 else 2, 1, bias=False))
+            if preact
+            else stem(width, input_size)
+        )
         if preact and input_size not in (32, 64):
             raise ValueError(f"input_size must be 32 or 64, got {input_size}")
         cin = width
         stages = []
         for i, n in enumerate(num_blocks):
-            planes = width * 2 ** i
+            planes = width * 2**i
             blocks = []
             for j in range(n):
                 blocks.append(block(cin, planes, 2 if (i > 0 and j == 0) else 1))

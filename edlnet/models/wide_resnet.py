@@ -1,5 +1,6 @@
 """WideResNet (Zagoruyko & Komodakis 2016) in the pre-activation form used by TRADES/HAT;
 WideResNet-34-10 is the HAT and PORT backbone."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -27,8 +28,14 @@ class WideBlock(nn.Module):
 
 
 class WideResNet(Classifier):
-    def __init__(self, depth: int = 34, widen_factor: int = 10, num_classes: int = 10,
-                 stats: str | None = "cifar10", input_size: int = 32) -> None:
+    def __init__(
+        self,
+        depth: int = 34,
+        widen_factor: int = 10,
+        num_classes: int = 10,
+        stats: str | None = "cifar10",
+        input_size: int = 32,
+    ) -> None:
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
@@ -38,8 +45,14 @@ class WideResNet(Classifier):
         self.stem = nn.Conv2d(3, widths[0], 3, 1 if input_size == 32 else 2, 1, bias=False)
         stages, cin = [], widths[0]
         for i, w in enumerate(widths[1:]):
-            stages.append(nn.Sequential(*[WideBlock(cin if j == 0 else w, w, (1 if i == 0 else 2) if j == 0 else 1)
-                                          for j in range(n)]))
+            stages.append(
+                nn.Sequential(
+                    *[
+                        WideBlock(cin if j == 0 else w, w, (1 if i == 0 else 2) if j == 0 else 1)
+                        for j in range(n)
+                    ]
+                )
+            )
             cin = w
         self.block1, self.block2, self.block3 = stages
         self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())

@@ -5,10 +5,11 @@ needs something different: any loss (cross-entropy for PGD-AT/MART, KL for TRADE
 model in a chosen and recorded mode (``attack_mode``), the run's precision, a seeded
 generator, and the last iterate as in the original recipes.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,11 +39,21 @@ def _project(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> tor
     return (x + delta * scale.view(-1, *([1] * (x.dim() - 1)))).clamp(0, 1)
 
 
-def pgd_train(model: nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor],
-              eps: float, alpha: float, steps: int, *, norm: str = "Linf", start: str = "uniform",
-             generator: torch.Generator | None = None, training_mode: bool = False,
-             w_grad: str | None = None, autocast: contextlib.AbstractContextManager | None = None
-             ) -> torch.Tensor:
+def pgd_train(
+    model: nn.Module,
+    x: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    eps: float,
+    alpha: float,
+    steps: int,
+    *,
+    norm: str = "Linf",
+    start: str = "uniform",
+    generator: torch.Generator | None = None,
+    training_mode: bool = False,
+    w_grad: str | None = None,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> torch.Tensor:
     """Maximize ``loss_fn(model(x_adv))`` (summed over the batch) over the ``norm`` ball ∩ [0, 1]
     (ℓ∞: signed steps; ℓ2: normalized-gradient steps).
 
@@ -51,8 +62,11 @@ def pgd_train(model: nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor
     """
     noise_shape = x.shape
     if start == "uniform" and norm == "L2":
-        delta = _l2_normalize(torch.randn(noise_shape, generator=generator, device="cpu").to(x.device)) * eps \
+        delta = (
+            _l2_normalize(torch.randn(noise_shape, generator=generator, device="cpu").to(x.device))
+            * eps
             * torch.rand(x.shape[0], generator=generator).to(x.device).view(-1, *([1] * (x.dim() - 1)))
+        )
     elif start == "uniform":
         delta = (torch.rand(noise_shape, generator=generator, device="cpu").to(x.device) * 2 - 1) * eps
     elif start == "normal":
@@ -66,7 +80,7 @@ def pgd_train(model: nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor
             x_adv.requires_grad_(True)
             with ctx:
                 loss = loss_fn(model(x_adv)).float()
-            grad, = torch.autograd.grad(loss, x_adv)
+            (grad,) = torch.autograd.grad(loss, x_adv)
             step = grad.sign() if norm == "Linf" else _l2_normalize(grad)
             x_adv = _project(x, x_adv.detach() + alpha * step, eps, norm).detach()
     return x_adv

@@ -16,6 +16,7 @@ that fails its manifest (truncated, edited, half-copied) is set aside and the ru
 from the checkpoint's own copy after each commit and on resume, so it never holds an epoch the
 weights do not, nor lacks one they do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,16 +24,17 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..checkpoint import META, WEIGHTS, CheckpointError
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
-PREV = ".prev"          # last -> last.prev
-TMP = ".tmp"            # .last.tmp while being written
-TRASH = ".trash"        # .last.prev.trash while being deleted
+PREV = ".prev"  # last -> last.prev
+TMP = ".tmp"  # .last.tmp while being written
+TRASH = ".trash"  # .last.prev.trash while being deleted
 MANIFEST_FORMAT = "edlnet-checkpoint"
 
 
@@ -55,8 +57,11 @@ def _sha256(path: Path) -> str:
 
 
 def write_manifest(folder: Path, info: dict[str, Any] | None = None) -> None:
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
     text = json.dumps({"format": MANIFEST_FORMAT, "files": files, **(info or {})}, indent=1)
     (folder / MANIFEST).write_text(text)
 
@@ -108,9 +113,10 @@ def verify(folder: Path, required: Required = (META, WEIGHTS)) -> str | None:
     try:  # an old folder: at least the JSON must parse and the weights header must be whole
         json.loads((folder / META).read_text())
         from safetensors import safe_open
+
         with safe_open(str(folder / WEIGHTS), framework="pt") as f:
             list(f.keys())
-    except Exception as e:  # noqa: BLE001 - any parse failure means: not usable
+    except Exception as e:
         return f"it is unreadable ({type(e).__name__}: {e})"
     return None
 
@@ -183,16 +189,20 @@ def choose(final: Path, required: Required = (META, WEIGHTS)) -> tuple[Path, lis
         aside = final.with_name(f"{final.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(final, aside)
         fsync_path(final.parent)
-        notes.append(f"{final} is unusable ({problem}); moved it to {aside.name} and resuming from "
-                     f"the previous checkpoint {prev}")
+        notes.append(
+            f"{final} is unusable ({problem}); moved it to {aside.name} and resuming from "
+            f"the previous checkpoint {prev}"
+        )
     else:
-        notes.append(f"{final} is missing (killed during a commit); resuming from the previous "
-                     f"checkpoint {prev}")
+        notes.append(
+            f"{final} is missing (killed during a commit); resuming from the previous checkpoint {prev}"
+        )
     return prev, notes
 
 
 def metrics_text(records: list[dict[str, Any]]) -> str:
     from ..records import _jsonable
+
     return "".join(json.dumps(_jsonable(r), default=str) + "\n" for r in records)
 
 

@@ -5,6 +5,7 @@
 epochs then Elastic DL for 50). A YAML file sets any subset of the fields; ``--set key=value``
 overrides them (values parsed as YAML: ``--set lr=0.05 --set dl_options.lam=0.2``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,40 +21,40 @@ import yaml
 class TrainConfig:
     # what to train
     model: str = "resnet18"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)   # e.g. {width: 16}
-    dl: str | None = "vanilla"          # None | vanilla | robust | elastic (mode at the start)
-    dl_layers: int | None = None        # replace only the first N convolutions
-    dl_options: dict[str, Any] = field(default_factory=dict)    # n_steps, lam, beta, eps, ...
-    switch_to_elastic_epoch: int | None = 150   # two-stage: set_mode(model, "elastic") here
-    elastic_beta: float | None = None   # β at the switch (None: the layers' own initial β)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {width: 16}
+    dl: str | None = "vanilla"  # None | vanilla | robust | elastic (mode at the start)
+    dl_layers: int | None = None  # replace only the first N convolutions
+    dl_options: dict[str, Any] = field(default_factory=dict)  # n_steps, lam, beta, eps, ...
+    switch_to_elastic_epoch: int | None = 150  # two-stage: set_mode(model, "elastic") here
+    elastic_beta: float | None = None  # β at the switch (None: the layers' own initial β)
 
     # data
     dataset: str = "cifar10-sample"
     data_root: str | None = None
-    train_subset: int | None = None     # first N training images (CPU-scale runs)
-    val_size: int = 500                 # held out from train, seeded and stratified
+    train_subset: int | None = None  # first N training images (CPU-scale runs)
+    val_size: int = 500  # held out from train, seeded and stratified
     test_subset: int | None = None
-    augment: str = "crop_flip"          # crop_flip | none
-    cutout: int = 0                     # Cutout size (0: off)
-    mixup_alpha: float = 0.0            # Mixup Beta(α, α) (0: off)
-    extra_data: str | None = None       # .npz of extra (e.g. generated) images with labels
-    extra_ratio: float = 0.0            # fraction of each batch drawn from extra_data
+    augment: str = "crop_flip"  # crop_flip | none
+    cutout: int = 0  # Cutout size (0: off)
+    mixup_alpha: float = 0.0  # Mixup Beta(α, α) (0: off)
+    extra_data: str | None = None  # .npz of extra (e.g. generated) images with labels
+    extra_ratio: float = 0.0  # fraction of each batch drawn from extra_data
 
     # objective
-    objective: str = "standard"         # standard | pgd_at | trades | mart | hat
-    attack_norm: str = "Linf"           # Linf | L2 threat model of the inner maximization
-    eps: str = "8/255"                  # budget of the inner maximization (pixel units)
+    objective: str = "standard"  # standard | pgd_at | trades | mart | hat
+    attack_norm: str = "Linf"  # Linf | L2 threat model of the inner maximization
+    eps: str = "8/255"  # budget of the inner maximization (pixel units)
     attack_steps: int = 10
     attack_alpha: str = "2/255"
-    attack_mode: str = "eval"           # mode of the model during the inner maximization
-    attack_w_grad: str | None = None    # reweighting gradient policy during the maximization
+    attack_mode: str = "eval"  # mode of the model during the inner maximization
+    attack_w_grad: str | None = None  # reweighting gradient policy during the maximization
     trades_beta: float = 6.0
     mart_beta: float = 6.0
-    hat_gamma: float = 0.5              # weight of the helper loss (HAT)
-    hat_beta: float = 3.0               # TRADES weight inside HAT
-    hat_h: float = 2.0                  # helper examples x + h·(x_adv − x)
-    hat_std_model: str | None = None    # checkpoint of a naturally trained model (HAT labels)
-    l1_penalty: float = 0.0             # robust-overfitting baselines (Table 3)
+    hat_gamma: float = 0.5  # weight of the helper loss (HAT)
+    hat_beta: float = 3.0  # TRADES weight inside HAT
+    hat_h: float = 2.0  # helper examples x + h·(x_adv − x)
+    hat_std_model: str | None = None  # checkpoint of a naturally trained model (HAT labels)
+    l1_penalty: float = 0.0  # robust-overfitting baselines (Table 3)
     l2_penalty: float = 0.0
 
     # optimization
@@ -63,7 +64,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 2e-5
-    schedule: str = "step"              # step | cosine | constant
+    schedule: str = "step"  # step | cosine | constant
     milestones: list[int] = field(default_factory=lambda: [100, 150])
     gamma: float = 0.1
     warmup_epochs: int = 0
@@ -71,22 +72,22 @@ class TrainConfig:
 
     # evaluation during training
     val_every: int = 1
-    val_attack_steps: int = 10          # PGD-k (fp32, eval mode) on the validation split
-    best_metric: str | None = None      # val_robust_acc (adversarial) / val_clean_acc (standard)
-    early_stop_patience: int | None = None   # epochs without a better best_metric
-    co_guard: float | None = None       # stop when val_robust_acc < co_guard × its best so far
-                                        # (catastrophic overfitting of single-step training)
+    val_attack_steps: int = 10  # PGD-k (fp32, eval mode) on the validation split
+    best_metric: str | None = None  # val_robust_acc (adversarial) / val_clean_acc (standard)
+    early_stop_patience: int | None = None  # epochs without a better best_metric
+    co_guard: float | None = None  # stop when val_robust_acc < co_guard × its best so far
+    # (catastrophic overfitting of single-step training)
 
     # execution
     seed: int = 0
-    device: str = "auto"                # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; eval is always fp32)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; eval is always fp32)
     channels_last: bool = False
-    compile: bool | str = False         # torch.compile the model: true (inductor) or a backend name
-    threads: int | None = None          # torch.set_num_threads on CPU
+    compile: bool | str = False  # torch.compile the model: true (inductor) or a backend name
+    threads: int | None = None  # torch.set_num_threads on CPU
     out_dir: str = "runs"
-    name: str | None = None             # run folder name (default: derived from the config)
-    log_every: int = 20                 # steps between plain log lines (non-terminal output)
+    name: str | None = None  # run folder name (default: derived from the config)
+    log_every: int = 20  # steps between plain log lines (non-terminal output)
 
     def eps_value(self, key: str = "eps") -> float:
         return float(Fraction(str(getattr(self, key))))
@@ -140,20 +141,28 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
         for key in ("eps", "attack_alpha"):
             Fraction(str(getattr(cfg, key)))
     except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{origin}: {key}={getattr(cfg, key)!r} is not a number or fraction like 8/255") from None
+        raise ConfigError(
+            f"{origin}: {key}={getattr(cfg, key)!r} is not a number or fraction like 8/255"
+        ) from None
     if not (isinstance(cfg.compile, bool) or (isinstance(cfg.compile, str) and cfg.compile)):
-        raise ConfigError(f"{origin}: compile must be true, false or a torch.compile backend name "
-                          f"(inductor, aot_eager, eager), got {cfg.compile!r}")
+        raise ConfigError(
+            f"{origin}: compile must be true, false or a torch.compile backend name "
+            f"(inductor, aot_eager, eager), got {cfg.compile!r}"
+        )
     if cfg.co_guard is not None and not 0 < cfg.co_guard < 1:
-        raise ConfigError(f"{origin}: co_guard must be a fraction in (0, 1) of the best validation robust "
-                          f"accuracy (0.5 is usual), got {cfg.co_guard}")
+        raise ConfigError(
+            f"{origin}: co_guard must be a fraction in (0, 1) of the best validation robust "
+            f"accuracy (0.5 is usual), got {cfg.co_guard}"
+        )
     if cfg.co_guard is not None and cfg.val_attack_steps < 1:
         raise ConfigError(f"{origin}: co_guard watches val_robust_acc, which needs val_attack_steps >= 1")
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ConfigError(f"{origin}: batch_size and epochs must be >= 1")
     if cfg.objective == "hat" and not cfg.hat_std_model:
-        raise ConfigError(f"{origin}: objective=hat needs hat_std_model=<checkpoint of a naturally "
-                          "trained model> (train one with objective=standard)")
+        raise ConfigError(
+            f"{origin}: objective=hat needs hat_std_model=<checkpoint of a naturally "
+            "trained model> (train one with objective=standard)"
+        )
     if cfg.extra_ratio and not cfg.extra_data:
         raise ConfigError(f"{origin}: extra_ratio={cfg.extra_ratio} needs extra_data=<file.npz>")
     if not 0 <= cfg.extra_ratio < 1:

@@ -9,6 +9,7 @@ sets the device before joining the group, and every collective here names
 CPU for gloo). Decisions that all ranks must take together (stop on a NaN, ...) go through
 :func:`any_rank`, an all-reduced flag, so no rank is left waiting in a collective.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,10 @@ def rank_device(local_rank: int, device_type: str) -> torch.device:
         raise ValueError("device cuda requested but CUDA is not available; use device=cpu")
     count = torch.cuda.device_count()
     if not 0 <= local_rank < count:
-        raise ValueError(f"LOCAL_RANK={local_rank} but this machine has {count} CUDA device(s); "
-                         f"start at most {count} processes per node (torchrun --nproc_per_node={count})")
+        raise ValueError(
+            f"LOCAL_RANK={local_rank} but this machine has {count} CUDA device(s); "
+            f"start at most {count} processes per node (torchrun --nproc_per_node={count})"
+        )
     return torch.device("cuda", local_rank)
 
 
@@ -133,7 +136,7 @@ def any_rank(flag: bool, info: DistInfo) -> list[int]:
     return [r for r, f in enumerate(flags.tolist()) if f]
 
 
-def broadcast_object(obj, info: DistInfo):  # noqa: ANN001, ANN201 - any picklable object
+def broadcast_object(obj, info: DistInfo):
     if not info.enabled:
         return obj
     box = [obj]

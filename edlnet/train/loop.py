@@ -1,5 +1,6 @@
 """The training loop: data on the device, any objective, the two-stage schedule, run folders,
 exact resume, bf16/channels_last, and DistributedDataParallel under torchrun."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,12 +19,19 @@ from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
+from . import commits
 from .config import TrainConfig, load_config
-from .distributed import (DistInfo, all_reduce_sum, any_rank, broadcast_object, compute_device, init_distributed,
-                          resolve_device)
+from .distributed import (
+    DistInfo,
+    all_reduce_sum,
+    any_rank,
+    broadcast_object,
+    compute_device,
+    init_distributed,
+    resolve_device,
+)
 from .objectives import OBJECTIVES, Context, weight_penalty
 from .progress import Progress
-from . import commits
 from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
 from .state import collect_train_state, load_train_state, write_train_state
 
@@ -53,8 +61,14 @@ def load_data(cfg: TrainConfig, device: torch.device) -> ImageDataset:
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    return create_model(cfg.model, num_classes=num_classes, dl=cfg.dl, dl_layers=cfg.dl_layers,
-                        **cfg.model_kwargs, **cfg.dl_options)
+    return create_model(
+        cfg.model,
+        num_classes=num_classes,
+        dl=cfg.dl,
+        dl_layers=cfg.dl_layers,
+        **cfg.model_kwargs,
+        **cfg.dl_options,
+    )
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -70,11 +84,14 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
             groups["decay"].append(p)
         else:
             groups["no_decay"].append(p)
-    param_groups = [{"params": groups["decay"], "weight_decay": cfg.weight_decay, "name": "decay"},
-                    {"params": groups["no_decay"], "weight_decay": 0.0, "name": "no_decay"},
-                    {"params": groups["beta"], "weight_decay": 0.0, "name": "beta"}]
-    return torch.optim.SGD([g for g in param_groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov)
+    param_groups = [
+        {"params": groups["decay"], "weight_decay": cfg.weight_decay, "name": "decay"},
+        {"params": groups["no_decay"], "weight_decay": 0.0, "name": "no_decay"},
+        {"params": groups["beta"], "weight_decay": 0.0, "name": "beta"},
+    ]
+    return torch.optim.SGD(
+        [g for g in param_groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+    )
 
 
 def autocast_factory(cfg: TrainConfig, device: torch.device):
@@ -86,18 +103,26 @@ def autocast_factory(cfg: TrainConfig, device: torch.device):
 
 def run_name(cfg: TrainConfig) -> str:
     dl = cfg.dl or "plain"
-    two = "-2stage" if cfg.dl == "vanilla" and cfg.switch_to_elastic_epoch is not None \
-        and cfg.switch_to_elastic_epoch < cfg.epochs else ""
+    two = (
+        "-2stage"
+        if cfg.dl == "vanilla"
+        and cfg.switch_to_elastic_epoch is not None
+        and cfg.switch_to_elastic_epoch < cfg.epochs
+        else ""
+    )
     return cfg.name or f"{cfg.model}-{dl}{two}-{cfg.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @torch.no_grad()
 def _clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> int:
-    return sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+    return sum(
+        int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch)
+    )
 
 
-def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, info: DistInfo,
-             batch: int = 256) -> dict[str, float]:
+def validate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, info: DistInfo, batch: int = 256
+) -> dict[str, float]:
     """Clean and PGD-k accuracy (fp32, eval mode, the library's attack) on this rank's shard,
     summed over ranks."""
     from ..attacks import PGD
@@ -111,7 +136,7 @@ def validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
     if cfg.val_attack_steps > 0 and len(x):
         attack = PGD(model, eps=cfg.eps, norm=cfg.attack_norm, steps=cfg.val_attack_steps, seed=cfg.seed)
         for i in range(0, len(x), batch):
-            robust += int(attack.run(x[i:i + batch].float() / 255, y[i:i + batch]).robust.sum())
+            robust += int(attack.run(x[i : i + batch].float() / 255, y[i : i + batch]).robust.sum())
     model.train(was)
     # float64 counts on the CPU (some devices, e.g. MPS, have no float64); moved for the all-reduce
     t = all_reduce_sum(torch.tensor([clean, robust, len(x)], dtype=torch.float64), info)
@@ -129,14 +154,16 @@ def _augment(cfg: TrainConfig):
         if cfg.cutout:
             batch = cutout(batch, cfg.cutout, generator=generator)
         return batch
+
     return fn if (cfg.augment != "none" or cfg.cutout) else None
 
 
 class Trainer:
     """Owns one training run. ``Trainer(cfg).fit()`` returns the run folder."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, progress: bool = True,
-                 trust_pickle: bool = False) -> None:
+    def __init__(
+        self, cfg: TrainConfig, run_dir: Path | None = None, progress: bool = True, trust_pickle: bool = False
+    ) -> None:
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -155,8 +182,8 @@ class Trainer:
         self.std_model = self._load_std_model() if cfg.objective == "hat" else None
         self.extra = read_npz(cfg.extra_data).to(self.device) if cfg.extra_data else None
         self.start_epoch, self.best, self.best_epoch, self.stale = 0, -math.inf, -1, 0
-        self.history: list[dict[str, Any]] = []    # metrics.jsonl's records, committed with `last`
-        self.stop: dict[str, str] | None = None    # why a resumed run had already stopped
+        self.history: list[dict[str, Any]] = []  # metrics.jsonl's records, committed with `last`
+        self.stop: dict[str, str] | None = None  # why a resumed run had already stopped
         self.trust_pickle = trust_pickle
         self.config_changes: dict[str, tuple[Any, Any]] = {}
         self.run_dir = run_dir
@@ -177,6 +204,7 @@ class Trainer:
         module = self.model
         if self.info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
+
             # one GPU per rank: DDP replicates onto exactly this rank's device
             ids = [self.info.local_rank] if self.device.type == "cuda" else None
             module = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
@@ -194,15 +222,28 @@ class Trainer:
         self.run_dir = Path(broadcast_object(str(self.run_dir), self.info))
         if self.info.is_main and resume is None:
             write_yaml(self.run_dir / "config.yaml", self.cfg.to_dict())
-            write_json(self.run_dir / "environment.json", {**environment(), "world_size": self.info.world_size,
-                                                           "device": str(self.device), "started": timestamp(),
-                                                           "dataset": self.data.name, "data_info": self.data.info})
+            write_json(
+                self.run_dir / "environment.json",
+                {
+                    **environment(),
+                    "world_size": self.info.world_size,
+                    "device": str(self.device),
+                    "started": timestamp(),
+                    "dataset": self.data.name,
+                    "data_info": self.data.info,
+                },
+            )
         if self.info.is_main and resume is not None and self.config_changes:
             # the run folder says what ran: the new config, and when and what changed
             write_yaml(self.run_dir / "config.yaml", self.cfg.to_dict())
-            append_jsonl(self.run_dir / "config_changes.jsonl",
-                         {"resumed_at_epoch": self.start_epoch, "time": timestamp(),
-                          "changes": {k: {"old": a, "new": b} for k, (a, b) in self.config_changes.items()}})
+            append_jsonl(
+                self.run_dir / "config_changes.jsonl",
+                {
+                    "resumed_at_epoch": self.start_epoch,
+                    "time": timestamp(),
+                    "changes": {k: {"old": a, "new": b} for k, (a, b) in self.config_changes.items()},
+                },
+            )
 
     def _resume(self, run_dir: Path) -> None:
         """Load the newest usable ``checkpoints/last`` (rank 0 picks it, falling back to
@@ -225,15 +266,20 @@ class Trainer:
         for (_, mine), (_, theirs) in zip(dict_layers(self.model), dict_layers(loaded)):
             mine.configure(**theirs.config())
         self.model.load_state_dict(loaded.state_dict())
-        state = load_train_state(folder, self.model, self.optimizer, self.scaler, trust_pickle=self.trust_pickle)
+        state = load_train_state(
+            folder, self.model, self.optimizer, self.scaler, trust_pickle=self.trust_pickle
+        )
         self.start_epoch = state["epoch"] + 1
         self.best, self.best_epoch, self.stale = state["best"], state["best_epoch"], state["stale"]
         self.stop = state.get("stop")
         if (folder / commits.METRICS).exists():
             self.history = commits.read_metrics(folder / commits.METRICS)
         else:  # a checkpoint from before checkpoints held their metrics: drop later lines
-            self.history = [r for r in commits.read_metrics(run_dir / "metrics.jsonl")
-                            if r.get("epoch", 0) <= self.start_epoch]
+            self.history = [
+                r
+                for r in commits.read_metrics(run_dir / "metrics.jsonl")
+                if r.get("epoch", 0) <= self.start_epoch
+            ]
         if self.info.is_main:
             commits.write_atomic(run_dir / "metrics.jsonl", commits.metrics_text(self.history))
             if self.stop and self.stop.get("reason") == "catastrophic_overfitting":
@@ -259,12 +305,23 @@ class Trainer:
         aug = _augment(self.cfg)
         if aug is not None:
             xe = aug(xe, generator=g)
-        return torch.cat([x[: len(x) - n_extra], xe.float() / 255]), torch.cat([y[: len(y) - n_extra], self.extra.y_train[idx]])
+        return torch.cat([x[: len(x) - n_extra], xe.float() / 255]), torch.cat(
+            [y[: len(y) - n_extra], self.extra.y_train[idx]]
+        )
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         c = self.cfg
-        it = BatchIterator(self.data.x_train, self.data.y_train, c.batch_size, shuffle=True, drop_last=True,
-                           seed=c.seed, rank=self.info.rank, world_size=self.info.world_size, augment=_augment(c))
+        it = BatchIterator(
+            self.data.x_train,
+            self.data.y_train,
+            c.batch_size,
+            shuffle=True,
+            drop_last=True,
+            seed=c.seed,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+            augment=_augment(c),
+        )
         model = self.ddp
         model.train()
         lr = lr_at(c, epoch)
@@ -296,7 +353,8 @@ class Trainer:
                 raise TrainingDiverged(
                     f"loss became {value}{where} at epoch {epoch + 1}, step {step + 1}; the last good checkpoint "
                     f"is kept in {self.run_dir / 'checkpoints' / 'last'}. Lower lr, or use the default "
-                    "dictionary options (step='majorize', eps=0.1; see docs/stability.md)")
+                    "dictionary options (step='majorize', eps=0.1; see docs/stability.md)"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:
@@ -306,16 +364,23 @@ class Trainer:
             self.scaler.update()
             with torch.no_grad():
                 target = y if y.dim() == 1 else y.argmax(1)
-                sums += torch.tensor([loss_value * len(x), float((logits.argmax(1) == target).sum()), len(x)],
-                                     dtype=torch.float64)
+                sums += torch.tensor(
+                    [loss_value * len(x), float((logits.argmax(1) == target).sum()), len(x)],
+                    dtype=torch.float64,
+                )
             bar.update(step, len(x) * self.info.world_size, loss=loss_value, lr=lr)
         bar.close()
         all_reduce_sum(sums, self.info)
         seconds = bar.seconds
         n = max(float(sums[2]), 1.0)
         acc_key = "train_clean_acc" if c.objective == "standard" else "train_adv_acc"
-        return {"lr": lr, "train_loss": float(sums[0]) / n, acc_key: float(sums[1]) / n,
-                "seconds": seconds, "images_per_s": float(sums[2]) / max(seconds, 1e-9)}
+        return {
+            "lr": lr,
+            "train_loss": float(sums[0]) / n,
+            acc_key: float(sums[1]) / n,
+            "seconds": seconds,
+            "images_per_s": float(sums[2]) / max(seconds, 1e-9),
+        }
 
     # -- the run -------------------------------------------------------------------------------
     def fit(self, resume: Path | None = None, stop_after: int | None = None) -> Path:
@@ -346,13 +411,21 @@ class Trainer:
             # decided before the commit, so that the checkpoint records that the run stopped
             stop = None
             if _catastrophic_overfitting(c, record, self.best):
-                stop = {"reason": "catastrophic_overfitting", "message": (
-                    f"catastrophic overfitting: val_robust_acc fell to {record['val_robust_acc']:.4f}, below "
-                    f"co_guard={c.co_guard} x its best {self.best:.4f} (epoch {self.best_epoch}); training stops "
-                    "and checkpoints/best holds the model before the collapse")}
+                stop = {
+                    "reason": "catastrophic_overfitting",
+                    "message": (
+                        f"catastrophic overfitting: val_robust_acc fell to {record['val_robust_acc']:.4f}, below "
+                        f"co_guard={c.co_guard} x its best {self.best:.4f} (epoch {self.best_epoch}); training stops "
+                        "and checkpoints/best holds the model before the collapse"
+                    ),
+                }
             elif c.early_stop_patience is not None and self.stale >= c.early_stop_patience:
-                stop = {"reason": "early_stop", "message": (
-                    f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})")}
+                stop = {
+                    "reason": "early_stop",
+                    "message": (
+                        f"early stop: {metric} has not improved for {self.stale} epochs (best epoch {self.best_epoch})"
+                    ),
+                }
             self._checkpoint(epoch, record, improved, stop)
             self._log(_format(record))
             done += 1
@@ -369,15 +442,18 @@ class Trainer:
 
     def _mark_co(self, epoch: int) -> None:
         if self.info.is_main:
-            write_json(self.run_dir / "catastrophic_overfitting.json",
-                       {"epoch": epoch + 1, "best_epoch": self.best_epoch, "best_val_robust_acc": self.best})
+            write_json(
+                self.run_dir / "catastrophic_overfitting.json",
+                {"epoch": epoch + 1, "best_epoch": self.best_epoch, "best_val_robust_acc": self.best},
+            )
 
     def _mode(self) -> str:
         modes = {m.mode for _, m in dict_layers(self.model)}
         return ",".join(sorted(modes)) if modes else "plain"
 
-    def _checkpoint(self, epoch: int, record: dict[str, Any], improved: bool,
-                    stop: dict[str, str] | None = None) -> None:
+    def _checkpoint(
+        self, epoch: int, record: dict[str, Any], improved: bool, stop: dict[str, str] | None = None
+    ) -> None:
         """Commit this epoch: ``best`` first (a kill before ``last`` is committed redoes the
         epoch, which writes the same ``best`` again), then ``last`` with the training state and
         the metrics so far, then the run's ``metrics.jsonl`` from that same list."""
@@ -387,16 +463,28 @@ class Trainer:
         extra = {"epoch": epoch + 1, "metrics": record, "best_rule": f"max {self.cfg.resolved_best_metric()}"}
         folder = self.run_dir / "checkpoints"
         if improved:
-            commits.commit(folder / "best", lambda tmp: ckpt.save(self.model, tmp, extra=extra),
-                           info={"epoch": epoch + 1})
-        state = collect_train_state(self.model, self.optimizer, self.scaler, epoch=epoch, best=self.best,
-                                    best_epoch=self.best_epoch, stale=self.stale, stop=stop)
+            commits.commit(
+                folder / "best",
+                lambda tmp: ckpt.save(self.model, tmp, extra=extra),
+                info={"epoch": epoch + 1},
+            )
+        state = collect_train_state(
+            self.model,
+            self.optimizer,
+            self.scaler,
+            epoch=epoch,
+            best=self.best,
+            best_epoch=self.best_epoch,
+            stale=self.stale,
+            stop=stop,
+        )
         history = commits.metrics_text(self.history)
 
         def fill(tmp: Path) -> None:
             ckpt.save(self.model, tmp, extra=extra)
             write_train_state(tmp, state)
             (tmp / commits.METRICS).write_text(history)
+
         commits.commit(folder / "last", fill, info={"epoch": epoch + 1})
         commits.write_atomic(self.run_dir / "metrics.jsonl", history)
 
@@ -405,11 +493,20 @@ class Trainer:
         x, y = self.data.x_test, self.data.y_test
         clean = _clean_correct(model, x.float() / 255, y, 256) / max(len(x), 1)
         history = self.history
-        write_json(self.run_dir / "train_results.json", {
-            "epochs_run": len(history), "best_rule": f"max {metric}", "best_epoch": self.best_epoch,
-            "best_value": self.best, "last_test_clean_acc": clean, "n_test": len(x),
-            "dataset": self.data.name, "images_per_s_mean": sum(r["images_per_s"] for r in history) / max(len(history), 1),
-            "finished": timestamp()})
+        write_json(
+            self.run_dir / "train_results.json",
+            {
+                "epochs_run": len(history),
+                "best_rule": f"max {metric}",
+                "best_epoch": self.best_epoch,
+                "best_value": self.best,
+                "last_test_clean_acc": clean,
+                "n_test": len(x),
+                "dataset": self.data.name,
+                "images_per_s_mean": sum(r["images_per_s"] for r in history) / max(len(history), 1),
+                "finished": timestamp(),
+            },
+        )
 
     def _log(self, msg: str) -> None:
         if self.info.is_main:
@@ -426,7 +523,15 @@ def _catastrophic_overfitting(cfg: TrainConfig, record: dict[str, Any], best: fl
 
 
 def _format(record: dict[str, Any]) -> str:
-    keys = ["train_loss", "train_clean_acc", "train_adv_acc", "val_clean_acc", "val_robust_acc", "lr", "images_per_s"]
+    keys = [
+        "train_loss",
+        "train_clean_acc",
+        "train_adv_acc",
+        "val_clean_acc",
+        "val_robust_acc",
+        "lr",
+        "images_per_s",
+    ]
     parts = [f"{k}={record[k]:.4g}" for k in keys if k in record]
     b = record.get("betas") or {}
     if b and record.get("mode", "").startswith("elastic"):
@@ -435,9 +540,14 @@ def _format(record: dict[str, Any]) -> str:
     return f"epoch {record['epoch']} ({record['mode']}): " + " ".join(parts)
 
 
-def train(config: TrainConfig | str | Path | None = None, overrides: tuple[str, ...] = (),
-          resume: str | Path | None = None, progress: bool = True, allow_changes: tuple[str, ...] = (),
-          trust_pickle: bool = False) -> Path:
+def train(
+    config: TrainConfig | str | Path | None = None,
+    overrides: tuple[str, ...] = (),
+    resume: str | Path | None = None,
+    progress: bool = True,
+    allow_changes: tuple[str, ...] = (),
+    trust_pickle: bool = False,
+) -> Path:
     """Train from a config (object or YAML path plus ``key=value`` overrides), or resume a run
     folder; returns the run folder. On resume, ``overrides`` may change only operational keys
     (threads, log_every, device) unless the key is in ``allow_changes``; ``trust_pickle``
@@ -446,13 +556,19 @@ def train(config: TrainConfig | str | Path | None = None, overrides: tuple[str, 
     if resume is not None:
         resume = Path(resume)
         if not (resume / "config.yaml").exists():
-            raise FileNotFoundError(f"cannot resume {resume}: no config.yaml there (expected a run folder "
-                                    "written by edlnet train)")
+            raise FileNotFoundError(
+                f"cannot resume {resume}: no config.yaml there (expected a run folder "
+                "written by edlnet train)"
+            )
         if not resumable(resume):
-            raise FileNotFoundError(f"cannot resume {resume}: no checkpoint in {resume / 'checkpoints'} yet "
-                                    "(killed before the first epoch ended: start it again)")
+            raise FileNotFoundError(
+                f"cannot resume {resume}: no checkpoint in {resume / 'checkpoints'} yet "
+                "(killed before the first epoch ended: start it again)"
+            )
         cfg = load_config(resume / "config.yaml", overrides)
-        changes = check_resume_changes(config_changes(load_config(resume / "config.yaml"), cfg), allow_changes)
+        changes = check_resume_changes(
+            config_changes(load_config(resume / "config.yaml"), cfg), allow_changes
+        )
     elif isinstance(config, TrainConfig):
         cfg = config
     else:

@@ -11,10 +11,11 @@ accuracy bookkeeping (adversarial logits for adversarial objectives):
 - ``hat``: Rade & Moosavi-Dezfooli 2022 — TRADES (β = 3) + γ·CE(f(x + h(x' − x)), ŷ) with
   helper labels ŷ = argmax of a naturally trained model at x', γ = 0.5, h = 2.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,13 +32,24 @@ class Context:
     cfg: TrainConfig
     generator: torch.Generator
     autocast: Callable[[], object]
-    std_model: nn.Module | None = None   # HAT's naturally trained model
+    std_model: nn.Module | None = None  # HAT's naturally trained model
 
     def maximize(self, model: nn.Module, x: torch.Tensor, loss_fn, start: str = "uniform") -> torch.Tensor:
         c = self.cfg
-        return pgd_train(model, x, loss_fn, c.eps_value(), c.eps_value("attack_alpha"), c.attack_steps,
-                         norm=c.attack_norm, start=start, generator=self.generator, training_mode=c.attack_mode == "train",
-                         w_grad=c.attack_w_grad, autocast=self.autocast())
+        return pgd_train(
+            model,
+            x,
+            loss_fn,
+            c.eps_value(),
+            c.eps_value("attack_alpha"),
+            c.attack_steps,
+            norm=c.attack_norm,
+            start=start,
+            generator=self.generator,
+            training_mode=c.attack_mode == "train",
+            w_grad=c.attack_w_grad,
+            autocast=self.autocast(),
+        )
 
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor, Context], tuple[torch.Tensor, torch.Tensor]]
@@ -104,13 +116,21 @@ def hat(model, x, y, ctx):
     with ctx.autocast():
         logits, logits_adv, logits_help = model(torch.cat([x, x_adv, x_help])).chunk(3)
     p = F.softmax(logits.float(), 1)
-    loss = (F.cross_entropy(logits.float(), y) + c.hat_beta * _kl(logits_adv, p).mean()
-            + c.hat_gamma * F.cross_entropy(logits_help.float(), y_help))
+    loss = (
+        F.cross_entropy(logits.float(), y)
+        + c.hat_beta * _kl(logits_adv, p).mean()
+        + c.hat_gamma * F.cross_entropy(logits_help.float(), y_help)
+    )
     return loss, logits_adv
 
 
-OBJECTIVES: dict[str, Objective] = {"standard": standard, "pgd_at": pgd_at, "trades": trades,
-                                    "mart": mart, "hat": hat}
+OBJECTIVES: dict[str, Objective] = {
+    "standard": standard,
+    "pgd_at": pgd_at,
+    "trades": trades,
+    "mart": mart,
+    "hat": hat,
+}
 
 
 def weight_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | float:
@@ -118,7 +138,7 @@ def weight_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | flo
     if not l1 and not l2:
         return 0.0
     total = 0.0
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad and p.dim() > 1:
             if l1:
                 total = total + l1 * p.abs().sum()

@@ -1,4 +1,5 @@
 """Progress output: a live bar with throughput and ETA on a terminal, plain log lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -6,8 +7,7 @@ import time
 
 
 class Progress:
-    def __init__(self, total: int, desc: str, enabled: bool = True, log_every: int = 20,
-                 stream=None) -> None:
+    def __init__(self, total: int, desc: str, enabled: bool = True, log_every: int = 20, stream=None) -> None:
         self.total, self.desc, self.enabled, self.log_every = total, desc, enabled, log_every
         self.stream = stream or sys.stderr
         self.tty = enabled and self.stream.isatty()
@@ -27,8 +27,10 @@ class Progress:
         if self.tty:
             width = 30
             filled = int(width * done / max(self.total, 1))
-            self.stream.write(f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                              f"{rate:.1f} img/s ETA {eta:.0f}s {extras}\033[K")
+            self.stream.write(
+                f"\r{self.desc} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                f"{rate:.1f} img/s ETA {eta:.0f}s {extras}\033[K"
+            )
             self.stream.flush()
         elif done % self.log_every == 0 or done == self.total:
             print(line, file=self.stream, flush=True)

@@ -6,6 +6,7 @@ A resumed run continues the run its ``config.yaml`` describes. ``--set`` may cha
 asked for by name (``--allow-change KEY``); the trainer then records it in
 ``config_changes.jsonl`` and rewrites ``config.yaml``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,11 @@ def resumable(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` has a checkpoint to resume from (``last``, or ``last.prev`` or an
     interrupted commit when ``last`` is missing or damaged: ``--resume`` sorts them out)."""
     folder = Path(run_dir) / "checkpoints"
-    committed = any((folder / name / f).exists() for name in ("last", "last" + commits.PREV)
-                    for f in (STATE_JSON, LEGACY_STATE))
+    committed = any(
+        (folder / name / f).exists()
+        for name in ("last", "last" + commits.PREV)
+        for f in (STATE_JSON, LEGACY_STATE)
+    )
     # a commit killed between its renames: complete once its manifest (written last) is there
     pending = (folder / (".last" + commits.TMP) / commits.MANIFEST).exists()
     return (Path(run_dir) / "config.yaml").exists() and (committed or pending)
@@ -49,18 +53,24 @@ def config_changes(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, A
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-def check_resume_changes(changes: dict[str, tuple[Any, Any]], allow: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
+def check_resume_changes(
+    changes: dict[str, tuple[Any, Any]], allow: tuple[str, ...] = ()
+) -> dict[str, tuple[Any, Any]]:
     """Refuse ``--set`` overrides that change what a resumed run computes, unless each changed
     key (or its top-level key, e.g. ``dl_options``) is named in ``allow``; returns the allowed
     changes other than the operational ones."""
+
     def allowed(key: str) -> bool:
         top = key.split(".")[0]
         return top in OPERATIONAL_KEYS or key in allow or top in allow
+
     refused = {k: v for k, v in changes.items() if not allowed(k)}
     if refused:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
         flags = " ".join(f"--allow-change {k}" for k in refused)
-        raise ConfigError(f"--resume with --set would change the run: {listed}. A resumed run continues "
-                          f"the one in config.yaml; to change it anyway pass {flags} (only "
-                          f"{', '.join(OPERATIONAL_KEYS)} may change freely)")
+        raise ConfigError(
+            f"--resume with --set would change the run: {listed}. A resumed run continues "
+            f"the one in config.yaml; to change it anyway pass {flags} (only "
+            f"{', '.join(OPERATIONAL_KEYS)} may change freely)"
+        )
     return {k: v for k, v in changes.items() if k.split(".")[0] not in OPERATIONAL_KEYS}

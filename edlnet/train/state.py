@@ -13,6 +13,7 @@ allow-list of the NumPy types a NumPy RNG state needs (:func:`legacy_safe_global
 needs anything else is refused with a message naming it and ``--trust-pickle``, the flag that
 reads it as a full pickle (only for files you trust).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,10 @@ def encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: encode(v, tensors) for k, v in obj.items()}
         return {"__items__": [[encode(k, tensors), encode(v, tensors)] for k, v in obj.items()]}
-    raise TypeError(f"cannot store {type(obj).__name__} in the training state (tensors, numbers, "
-                    "strings, lists, tuples, dicts and numpy arrays only)")
+    raise TypeError(
+        f"cannot store {type(obj).__name__} in the training state (tensors, numbers, "
+        "strings, lists, tuples, dicts and numpy arrays only)"
+    )
 
 
 def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -74,8 +77,9 @@ def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         tag = next(iter(obj))
         if tag == "__tensor__":
             if obj[tag] not in tensors:
-                raise CheckpointError(f"the training state refers to tensor {obj[tag]!r}, which "
-                                      f"{STATE_TENSORS} does not hold")
+                raise CheckpointError(
+                    f"the training state refers to tensor {obj[tag]!r}, which {STATE_TENSORS} does not hold"
+                )
             return tensors[obj[tag]]
         if tag == "__tuple__":
             return tuple(decode(v, tensors) for v in obj[tag])
@@ -94,15 +98,22 @@ def _hashable(key: Any) -> Any:
 
 
 # -- what the state holds ----------------------------------------------------------------------------
-def collect_train_state(model: nn.Module, optimizer: torch.optim.Optimizer,
-                        scaler: torch.amp.GradScaler, **fields: Any) -> dict[str, Any]:
+def collect_train_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, **fields: Any
+) -> dict[str, Any]:
     """Everything besides the weights that an exact resume needs, as one nested dict."""
     return {
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        "power_vectors": {n: m._power_vector.cpu() for n, m in dict_layers(model) if m._power_vector is not None},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        },
+        "power_vectors": {
+            n: m._power_vector.cpu() for n, m in dict_layers(model) if m._power_vector is not None
+        },
         **fields,
     }
 
@@ -127,8 +138,10 @@ def read_train_state(folder: Path, trust_pickle: bool = False) -> dict[str, Any]
         return _read_safe(folder)
     if (folder / LEGACY_STATE).exists():
         return _read_legacy(folder / LEGACY_STATE, trust_pickle)
-    raise CheckpointError(f"{folder} holds no training state ({STATE_JSON} + {STATE_TENSORS}); "
-                          "it cannot be resumed (edlnet.load still reads its weights)")
+    raise CheckpointError(
+        f"{folder} holds no training state ({STATE_JSON} + {STATE_TENSORS}); "
+        "it cannot be resumed (edlnet.load still reads its weights)"
+    )
 
 
 def _read_safe(folder: Path) -> dict[str, Any]:
@@ -141,8 +154,10 @@ def _read_safe(folder: Path) -> dict[str, Any]:
         if data.get("format") != "edlnet-train-state":
             raise ValueError("not an edlnet training state")
         if int(data.get("format_version", 0)) > STATE_FORMAT:
-            raise ValueError(f"format version {data['format_version']} is newer than this edlnet "
-                             f"reads ({STATE_FORMAT}); upgrade edlnet")
+            raise ValueError(
+                f"format version {data['format_version']} is newer than this edlnet "
+                f"reads ({STATE_FORMAT}); upgrade edlnet"
+            )
         return decode(data["state"], tensors)
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
         raise CheckpointError(f"cannot read the training state in {folder}: {e}") from None
@@ -154,12 +169,14 @@ def legacy_safe_globals() -> list:
     core = getattr(np, "_core", None) or np.core
     reconstruct = core.multiarray._reconstruct
     dtype_classes = [type(np.dtype(t)) for t in (np.uint32, np.float64, np.int64)]
-    named = [(reconstruct, "numpy._core.multiarray._reconstruct"),
-             (reconstruct, "numpy.core.multiarray._reconstruct"),
-             (np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
+    named = [
+        (reconstruct, "numpy._core.multiarray._reconstruct"),
+        (reconstruct, "numpy.core.multiarray._reconstruct"),
+        (np.ndarray, "numpy.ndarray"),
+        (np.dtype, "numpy.dtype"),
+    ]
     named += [(c, f"numpy.dtypes.{c.__name__}") for c in dtype_classes]
     return named
-
 
 
 def _read_legacy(path: Path, trust_pickle: bool) -> dict[str, Any]:
@@ -181,13 +198,19 @@ def _read_legacy(path: Path, trust_pickle: bool) -> dict[str, Any]:
         raise CheckpointError(
             f"refusing to load {path}: it is a pickle that needs more than tensors, numbers and NumPy "
             f"RNG arrays ({detail}), and unpickling it could run code. If you trust who wrote it, "
-            "resume with --trust-pickle (Python: trust_pickle=True)") from None
+            "resume with --trust-pickle (Python: trust_pickle=True)"
+        ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as e:
         raise CheckpointError(f"cannot read the training state {path}: {e}") from None
 
 
-def apply_train_state(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler, where: str = "the checkpoint") -> None:
+def apply_train_state(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    where: str = "the checkpoint",
+) -> None:
     """Restore optimizer, scaler, RNG states and power vectors from ``state``."""
     try:
         optimizer.load_state_dict(state["optimizer"])
@@ -207,8 +230,13 @@ def apply_train_state(state: dict[str, Any], model: nn.Module, optimizer: torch.
             layers[name]._power_vector = v.to(device)
 
 
-def load_train_state(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scaler: torch.amp.GradScaler, trust_pickle: bool = False) -> dict[str, Any]:
+def load_train_state(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    trust_pickle: bool = False,
+) -> dict[str, Any]:
     """Read the state of checkpoint ``folder`` and apply it; returns it (epoch, best, ...)."""
     state = read_train_state(folder, trust_pickle)
     apply_train_state(state, model, optimizer, scaler, where=str(folder))
