@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..attacks.base import input_gradients_only
 from ..layers.gradient_policy import w_grad_policy
 
 
@@ -75,7 +76,9 @@ def pgd_train(
         raise ValueError(f"start must be 'uniform' or 'normal', got {start!r}")
     x_adv = (x + delta).clamp(0, 1).detach()
     ctx = autocast or contextlib.nullcontext()
-    with model_mode(model, training_mode), w_grad_policy(model, w_grad):
+    # only the input gradient is needed: frozen parameters spare the fused dictionary layers
+    # their weight gradients (edlnet.attacks.base.input_gradients_only)
+    with model_mode(model, training_mode), w_grad_policy(model, w_grad), input_gradients_only(model):
         for _ in range(steps):
             x_adv.requires_grad_(True)
             with ctx:
