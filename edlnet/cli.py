@@ -98,7 +98,13 @@ def _load_commands() -> None:
     """Import the modules that register further commands (train, demo, eval, ...)."""
     import importlib
 
-    for mod in ("edlnet.train.cli", "edlnet.evaluation.cli", "edlnet.analysis.cli"):
+    for mod in (
+        "edlnet.train.cli",
+        "edlnet.evaluation.cli",
+        "edlnet.analysis.cli",
+        "edlnet.bench.cli",
+        "edlnet.report.cli",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

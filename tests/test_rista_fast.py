@@ -292,7 +292,7 @@ def test_layer_bench_writes_the_table(tmp_path):
     import json
     import types
 
-    from edlnet.analysis import layer_bench
+    from edlnet.bench import layers as layer_bench
 
     args = types.SimpleNamespace(
         batch=1,
@@ -334,7 +334,7 @@ def test_layer_bench_writes_the_table(tmp_path):
 def test_layer_bench_options_are_defensive():
     import types
 
-    from edlnet.analysis.layer_bench import DEFAULT_SECTIONS, _options
+    from edlnet.bench.layers import DEFAULT_SECTIONS, _options
 
     opt = _options(types.SimpleNamespace())
     assert opt["batch"] == 128 and opt["sections"] == DEFAULT_SECTIONS

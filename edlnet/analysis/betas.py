@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..layers.dict_conv import dict_layers
+from ..tables import Table
 from .context import AnalysisContext
 from .layer_ops import learned_beta
 from .plotting import depth_colors, mark_switch, new_figure
 from .result import AnalysisResult
 from .run_files import metrics, switch_epoch
-from .tables import Table
 
 
 def final_betas(model) -> list[dict[str, Any]]:

@@ -16,11 +16,11 @@ from torch import nn
 from ..layers.dict_conv import dict_layers
 from ..layers.rista import RistaTerms
 from ..models.capture import capture_layers
+from ..tables import Table
 from .context import AnalysisContext
 from .layer_ops import configured
 from .plotting import add_depth_colorbar, depth_colors, new_figure
 from .result import AnalysisResult
-from .tables import Table
 
 TERMS = (
     ("total", "Eq. 12 objective"),

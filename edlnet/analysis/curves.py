@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..tables import Table
 from .context import AnalysisContext
 from .plotting import mark_switch, new_figure
 from .result import AnalysisResult
 from .run_files import metrics, switch_epoch
-from .tables import Table
 
 SERIES = (
     ("train_clean_acc", "train clean"),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from ..tables import Table
 from .context import AnalysisContext
 from .hidden import hidden_embeddings, relative_difference
 from .plotting import image_hwc, new_figure
 from .result import AnalysisResult
 from .sources import ModelSource
-from .tables import Table
 
 
 def embedding_differences(

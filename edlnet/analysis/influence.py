@@ -30,11 +30,11 @@ from torch import nn
 
 from ..layers.dict_conv import DictConv2d, dict_layers
 from ..models.capture import capture_layers
+from ..tables import Table
 from .context import AnalysisContext
 from .layer_ops import configured, learned_beta, residual_operator
 from .plotting import new_figure
 from .result import AnalysisResult
-from .tables import Table
 
 MODES = ("vanilla", "robust", "elastic")
 

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from ..layers.dict_conv import dict_layers
+from ..tables import Table
 from .adversarial import add_noise
 from .context import AnalysisContext
 from .layer_ops import configured
 from .plotting import new_figure
 from .result import AnalysisResult
-from .tables import Table
 
 LINESTYLES = ("-", "--", ":", "-.")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 
 from ..attacks import parse_eps
+from ..tables import Table
 from .context import AnalysisContext
 from .plotting import image_hwc, new_figure
 from .result import AnalysisResult
-from .tables import Table
 
 N_SHOW = 4  # images pictured per model
 

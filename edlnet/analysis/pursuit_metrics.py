@@ -15,10 +15,10 @@ import math
 import torch
 from torch import nn
 
+from ..tables import Table
 from .context import AnalysisContext
 from .plotting import depth_colors, new_figure
 from .result import AnalysisResult
-from .tables import Table
 
 
 def is_pursuit(model: nn.Module) -> bool:

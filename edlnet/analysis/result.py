@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
-from .tables import Table
+from ..tables import Table
 
 
 @dataclass

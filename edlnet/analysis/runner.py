@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..records import environment, timestamp, write_json
+from ..tables import write_table
 from . import (
     betas,
     convergence,
@@ -27,7 +28,6 @@ from .plotting import save_figure
 from .result import AnalysisResult
 from .run_files import ANALYSIS_DIR, INDEX, analysis_index
 from .sources import load_source, sample_images, unique_labels
-from .tables import write_table
 
 
 @dataclass(frozen=True)

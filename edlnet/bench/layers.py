@@ -23,7 +23,7 @@ Timing: each case runs ``warmup`` times, then the cases run round-robin ``repeat
 median is reported, so load that drifts during the run hits all cases alike; the 1-minute load
 average is recorded before and after each block (timings mean something when it is low).
 
-Memory. *peak*: :func:`edlnet.analysis.memory.peak_step_memory` — on the CPU, where PyTorch keeps
+Memory. *peak*: :func:`edlnet.bench.measure.peak_step_memory` — on the CPU, where PyTorch keeps
 no allocator statistics, the peak of the running sum of the tensor allocations and frees that
 ``torch.profiler(profile_memory=True)`` records during one training step (tensors that existed
 before the step — weights, the batch — are not counted; new gradients and every temporary are);
@@ -50,8 +50,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .bench import autocast_for, time_round_robin
-from .tables import markdown_grid
+from ..tables import markdown_grid
+from .measure import autocast_for, peak_step_memory, time_round_robin
 
 SHAPES = ((64, 32), (256, 8))  # (channels, spatial size): CIFAR ResNet stages 1 and 3
 SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "compile")
@@ -334,8 +334,6 @@ def _batch(n: int, device: torch.device, channels_last: bool = False) -> tuple[t
 
 
 def bench_networks(opt: dict[str, Any]) -> list[dict[str, Any]]:
-    from .memory import peak_step_memory
-
     dev = opt["device"]
     x, y = _batch(opt["batch"], dev)
     rows, cases = [], {}
@@ -618,7 +616,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
         "method": (
             "medians of round-robin repeats after warm-up; floor = 2T+1 chained "
             "conv2d/conv_transpose2d calls of the layer's shapes, forward+backward; peak = "
-            "edlnet.analysis.memory.peak_step_memory over one training step (CPU: peak "
+            "edlnet.bench.measure.peak_step_memory over one training step (CPU: peak "
             "running sum of the tensor allocations torch.profiler records during the step); "
             "saved = distinct storages held for backward at the end of the forward pass "
             "(saved_tensors_hooks), parameters excluded."
