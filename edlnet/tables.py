@@ -2,8 +2,8 @@
 (``edlnet bench``) write, as JSON (exact numbers, for programs and ``edlnet report``) and
 Markdown (for people), with the Markdown grid the report and the layer benchmark also use.
 
-Top-level beside :mod:`edlnet.records` because the three commands' packages all write or read
-tables and none of them should import another just for this record type."""
+Top-level beside :mod:`edlnet.records` because all three commands' packages write or read
+tables, and the benchmark should not depend on the analyses just for this record type."""
 
 from __future__ import annotations
 

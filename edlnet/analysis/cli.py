@@ -19,7 +19,7 @@ def _float_list(text: str) -> tuple[float, ...]:
 
 @command("analyze", "the papers' analyses of a model: PNG figures and JSON/Markdown tables")
 def _analyze(p: argparse.ArgumentParser):
-    from .context import ANALYSIS_NAMES, DEFAULT_LAMS, DEFAULT_NOISES, Settings
+    from .base import DEFAULT_LAMS, DEFAULT_NOISES, Settings, analysis_names
 
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT")
     p.add_argument(
@@ -27,7 +27,7 @@ def _analyze(p: argparse.ArgumentParser):
         nargs="+",
         default=["all"],
         metavar="NAME",
-        help="analyses to run: " + ", ".join(ANALYSIS_NAMES) + " or all (those that apply)",
+        help="analyses to run: " + ", ".join(analysis_names()) + " or all (those that apply)",
     )
     p.add_argument(
         "--compare",
@@ -79,7 +79,7 @@ def _analyze(p: argparse.ArgumentParser):
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
 
     def run(args) -> int:
-        from .adversarial import parse_noise
+        from .noise import parse_noise
         from .runner import analyze, build_context
 
         if args.threads:

@@ -24,11 +24,16 @@ from ..attacks import parse_eps
 from ..layers.dict_conv import DictConv2d, dict_layers
 from ..models.capture import capture_layers
 from ..tables import Table
-from .adversarial import add_noise
-from .context import AnalysisContext
+from .base import (
+    NEEDS_DICTIONARY_LAYERS,
+    AnalysisContext,
+    AnalysisResult,
+    has_dictionary_layers,
+    register_analysis,
+)
 from .layer_ops import reconstruct
+from .noise import add_noise
 from .plotting import image_hwc, new_figure
-from .result import AnalysisResult
 
 # The paper's Table 12, "Reconstruction Error", as printed in Zhong et al., "Boosting Adversarial
 # Robustness and Generalization with Structural Prior" (the Elastic DL paper): mean ± std of the
@@ -77,6 +82,13 @@ def error_norms(noise: torch.Tensor, recovered: torch.Tensor) -> dict[str, torch
     return {"l1": e.abs().sum(1), "l2": e.norm(dim=1), "linf": e.abs().amax(1)}
 
 
+@register_analysis(
+    "noise-recovery",
+    help="recovered vs random/transferred/adaptive noise in l1/l2/linf (Table 12)",
+    applies=has_dictionary_layers,
+    needs=NEEDS_DICTIONARY_LAYERS,
+    order=40,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("noise_recovery")
     model = ctx.target.model

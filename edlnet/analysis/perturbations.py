@@ -8,9 +8,8 @@ import torch
 
 from ..attacks import parse_eps
 from ..tables import Table
-from .context import AnalysisContext
+from .base import AnalysisContext, AnalysisResult, register_analysis
 from .plotting import image_hwc, new_figure
-from .result import AnalysisResult
 
 N_SHOW = 4  # images pictured per model
 
@@ -33,6 +32,7 @@ def perturbation_stats(delta: torch.Tensor, eps: float) -> dict[str, float]:
     }
 
 
+@register_analysis("perturbations", help="the PGD perturbation on each model (Fig. 7)", order=30)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("perturbations")
     eps = parse_eps(ctx.settings.eps)[1]
