@@ -14,8 +14,15 @@ import pytest
 import torch
 
 import edlnet
-from edlnet.analysis import ANALYSES, AnalysisContext, ModelSource, Settings, analysis_names, analyze
-from edlnet.analysis.base import register_analysis
+from edlnet.analysis import (
+    ANALYSES,
+    AnalysisContext,
+    ModelSource,
+    Settings,
+    analysis_names,
+    analyze,
+    register_analysis,
+)
 from edlnet.cli import _load_commands, build_parser
 from edlnet.data import load_dataset
 from edlnet.records import append_jsonl
@@ -114,7 +121,10 @@ def test_every_module_of_the_package_is_loaded():
     assert {ANALYSES.get(n).run.__module__ for n in analysis_names()} <= set(ANALYSES.modules)
 
 
-def test_a_name_registered_twice_is_an_error():
+def test_registration_errors_name_the_problem():
     ANALYSES.load()
     with pytest.raises(RegistryError, match="registered twice"):
         register_analysis("convergence", help="another convergence")(lambda ctx: None)
+    with pytest.raises(ValueError, match="no needs="):
+        register_analysis("picky", help="only some models", applies=lambda ctx: False)
+    assert "picky" not in ANALYSES

@@ -112,6 +112,9 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)
 
 
+AnalysisFunction = Callable[[AnalysisContext], AnalysisResult]
+
+
 def always(ctx: AnalysisContext) -> bool:
     """Applies to every model."""
     return True
@@ -133,7 +136,7 @@ class Analysis:
     name; ``order`` places it in ``all``, in the index and in the report (then the name)."""
 
     name: str
-    run: Callable[[AnalysisContext], AnalysisResult]
+    run: AnalysisFunction
     help: str
     applies: Callable[[AnalysisContext], bool] = always
     needs: str = ""
@@ -156,14 +159,17 @@ def register_analysis(
     applies: Callable[[AnalysisContext], bool] = always,
     needs: str = "",
     order: int = DEFAULT_ORDER,
-) -> Callable[[Callable[[AnalysisContext], AnalysisResult]], Callable[[AnalysisContext], AnalysisResult]]:
+) -> Callable[[AnalysisFunction], AnalysisFunction]:
     """Decorator: register ``run(ctx) -> AnalysisResult`` as the analysis ``name`` of
     ``edlnet analyze --what NAME``; ``help`` is its one-line description in the index and the
     report. The function is returned unchanged, so it stays callable on its own."""
+    if applies is not always and not needs:
+        raise ValueError(
+            f"analysis {name!r} has an applies= check but no needs=: say what it checks "
+            "(e.g. needs='a run folder with metrics.jsonl'), so a user who asks for it learns why not"
+        )
 
-    def register(
-        run: Callable[[AnalysisContext], AnalysisResult],
-    ) -> Callable[[AnalysisContext], AnalysisResult]:
+    def register(run: AnalysisFunction) -> AnalysisFunction:
         ANALYSES.add(name, Analysis(name, run, help, applies, needs, order))
         return run
 
