@@ -32,6 +32,22 @@ def _models(p: argparse.ArgumentParser):
     return run
 
 
+@command("datasets", "list the datasets load_dataset knows by name (the dataset table)")
+def _datasets(p: argparse.ArgumentParser):
+    def run(args) -> int:
+        from edlnet.data import DATASETS
+
+        for entry in DATASETS:
+            classes = "? classes" if entry.num_classes is None else f"{entry.num_classes} classes"
+            size = "?x?x?" if entry.image_size is None else "x".join(map(str, entry.image_size))
+            print(f"{entry.name:<15} {classes:>11}  {size:<8} {entry.description}")
+            print(f"{'':<37} labels: {entry.labels}")
+        print("?: decided by the files. load_dataset also takes the path of a dataset in these formats.")
+        return 0
+
+    return run
+
+
 @command("summary", "build a model, run one batch through it and print a summary")
 def _summary(p: argparse.ArgumentParser):
     p.add_argument("name", nargs="?", default="resnet18")
