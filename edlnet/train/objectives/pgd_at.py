@@ -7,10 +7,12 @@ Wong et al. 2020).
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import register_objective
-from .base import Objective
+from .base import Context, Objective
 
 
 @register_objective
@@ -19,7 +21,7 @@ class PGDAT(Objective):
 
     name = "pgd_at"
 
-    def __call__(self, model, x, y, ctx):
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context):
         x_adv = ctx.maximize(model, x, lambda out: F.cross_entropy(out.float(), y, reduction="sum"))
         with ctx.autocast():
             logits = model(x_adv)

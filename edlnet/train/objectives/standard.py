@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import register_objective
-from .base import Objective
+from .base import Context, Objective
 
 
 @register_objective
@@ -15,7 +17,7 @@ class Standard(Objective):
     name = "standard"
     adversarial = False
 
-    def __call__(self, model, x, y, ctx):
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Context):
         with ctx.autocast():
             logits = model(x)
         return F.cross_entropy(logits.float(), y), logits
