@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
-from ..records import timestamp
+from ..records import atomic_write, timestamp
 from . import document as doc
 from .bench import bench_tables
 from .betas import betas_figure, epoch_rows
