@@ -19,6 +19,7 @@ from torch import nn
 
 from edlnet.attacks import ATTACKS, perturbation_norm, register_attack
 from edlnet.attacks.base import EXAMPLE_EPS, Attack, parse_eps
+from edlnet.evaluation import evaluate
 from edlnet.layers import DictConv2d, dict_layers
 from edlnet.registry import RegistryError
 
@@ -139,3 +140,26 @@ def test_register_attack_names_what_is_missing():
             suite_name = "pgd"
             follows_model_gradients = True
             norms = ("Linf",)
+
+
+def test_a_registered_attack_is_usable_in_suites(monkeypatch):
+    monkeypatch.setattr(ATTACKS, "_items", dict(ATTACKS._items))  # registered for this test only
+
+    @register_attack
+    class Identity(Attack):
+        """Returns the clean images: the model keeps its clean accuracy."""
+
+        name = "identity"
+        suite_name = "identity"
+        follows_model_gradients = False
+        norms = ("Linf",)
+
+        def _perturb(self, x, y):
+            return x.clone(), {}
+
+    model = dict_net().eval()
+    x, y = images_and_labels(model, 4)
+    suite = {"name": "new", "entries": [{"name": "id", "attack": "identity", "eps": "8/255"}]}
+    record = evaluate(model, x, y, suite=suite, log=None)
+    assert record["attacks"] == {"id": record["clean"]} and record["clean"] == 1.0
+    assert record["entries"]["id"]["w_grad"] == "model"  # not a gradient attack: run once
