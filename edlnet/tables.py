@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write
-from .records import write_json
+from .records import atomic_write, write_json
 
 
 @dataclass

@@ -12,12 +12,14 @@ from torch import Tensor, nn
 from .ascent import EVALUATION, Ball, ascend
 from .base import Attack, EpsLike, parse_eps
 from .losses import get_loss, is_fooled
+from .registry import register_attack
 
 # Madry et al.'s rule: a step of 2.5 * eps / steps lets the iterate travel 2.5 eps in total,
 # enough to cross the ball from any start point.
 STEP_FACTOR = Fraction(5, 2)
 
 
+@register_attack
 class PGD(Attack):
     """Projected Gradient Descent (Madry et al., "Towards Deep Learning Models Resistant to
     Adversarial Attacks", ICLR 2018), ``norm="Linf"`` (signed steps) or ``"L2"``
@@ -43,6 +45,9 @@ class PGD(Attack):
 
     name = "pgd"
     norms = ("Linf", "L2")
+    suite_name = "pgd"
+    follows_model_gradients = True
+    example_settings = ({"steps": 3, "restarts": 2}, {"steps": 3, "loss": "margin"})
 
     def __init__(
         self,

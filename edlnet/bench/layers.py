@@ -589,8 +589,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
     """Run the sections named in ``args`` and write ``config.yaml``, ``layer_bench.json`` and
     ``layer_bench.md`` to ``args.out`` (default: a new ``runs/bench-layers-<time>`` folder).
     Returns the result dictionary (with ``out``, the folder)."""
-    from ..checkpoint import atomic_write
-    from ..records import environment, new_run_dir, write_json, write_yaml
+    from ..records import atomic_write, environment, new_run_dir, write_json, write_yaml
 
     opt = _options(args)
     if opt["threads"]:

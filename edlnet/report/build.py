@@ -23,8 +23,7 @@ from ..analysis.run_files import (
     switch_epoch,
 )
 from ..bench.table7 import bench_tables
-from ..checkpoint import atomic_write
-from ..records import timestamp
+from ..records import atomic_write, timestamp
 from ..tables import Table, read_table
 from . import document as doc
 
