@@ -26,7 +26,7 @@ from edlnet.analysis import (
 from edlnet.cli import _load_commands, build_parser
 from edlnet.data import load_dataset
 from edlnet.records import append_jsonl
-from edlnet.registry import RegistryError
+from edlnet.registry import RegistryError, package_modules
 from edlnet.tables import read_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -117,8 +117,9 @@ def test_registry_order_is_the_command_line_and_run_order():
 def test_every_module_of_the_package_is_loaded():
     package = Path(edlnet.analysis.__file__).parent
     files = {p.stem for p in package.glob("*.py")} - {"__init__"}
-    assert {m.rpartition(".")[2] for m in ANALYSES.modules} == files
-    assert {ANALYSES.get(n).run.__module__ for n in analysis_names()} <= set(ANALYSES.modules)
+    modules = package_modules(ANALYSES.package)
+    assert {m.rpartition(".")[2] for m in modules} == files
+    assert {ANALYSES.get(n).run.__module__ for n in analysis_names()} <= set(modules)
 
 
 def test_registration_errors_name_the_problem():

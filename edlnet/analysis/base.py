@@ -14,7 +14,6 @@ edit.
 
 from __future__ import annotations
 
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,13 +142,9 @@ class Analysis:
     order: int = DEFAULT_ORDER
 
 
-def _package_modules() -> tuple[str, ...]:
-    """Every module of this package: a new analysis module is found by being here."""
-    package = __name__.rpartition(".")[0]
-    return tuple(f"{package}.{m.name}" for m in pkgutil.iter_modules([str(Path(__file__).parent)]))
-
-
-ANALYSES: Registry[Analysis] = Registry("analysis", modules=_package_modules())
+# Every module of this package is imported on the first lookup: a new analysis module is found
+# by being here.
+ANALYSES: Registry[Analysis] = Registry("analysis", package=__name__.rpartition(".")[0])
 
 
 def register_analysis(

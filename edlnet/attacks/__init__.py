@@ -7,8 +7,8 @@ The AutoAttack and Square wrappers run the reference implementation
 
 Adding an attack is one file: copy ``fgsm.py``, rename the class and set its class attributes
 (``name``, ``suite_name``, ``follows_model_gradients``, ``norms``, ``example_settings``), write
-``__init__``, ``_perturb`` and ``_settings``, and list the module in
-``registry.ATTACK_MODULES``. ``@register_attack`` then makes it available to suite files
+``__init__``, ``_perturb`` and ``_settings``. The registry imports every module of this package on
+its first lookup, and ``@register_attack`` makes the class available to suite files
 (``attack: <suite_name>``) and the contract tests (tests/test_attacks_contract.py) run it.
 """
 

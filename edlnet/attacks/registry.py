@@ -10,7 +10,7 @@ A registered class states in its own body what the evaluation needs to know abou
 
 ``example_settings`` (inherited from :class:`~edlnet.attacks.base.Attack`) gives the small,
 fast settings the contract tests build it with. This module imports no attack module: the
-registry imports ``ATTACK_MODULES`` on its first lookup, so every attack module can import
+registry imports every module of ``edlnet.attacks`` on its first lookup, so every attack module can import
 ``register_attack`` from here without an import cycle.
 """
 
@@ -23,24 +23,9 @@ from edlnet.registry import Registry, RegistryError
 if TYPE_CHECKING:
     from .base import Attack
 
-# The modules whose @register_attack decorators fill the registry; a new attack module is
-# added here.
-ATTACK_MODULES = tuple(
-    f"edlnet.attacks.{module}"
-    for module in (
-        "fgsm",
-        "pgd",
-        "cw",
-        "sparsefool",
-        "autoattack",
-        "bpda",
-        "structure_loss",
-        "eot",
-        "square",
-        "transfer",
-    )
-)
-ATTACKS: Registry[type[Attack]] = Registry("attack", modules=ATTACK_MODULES)
+# Every module of edlnet.attacks is imported on the first lookup: a new attack module is found by
+# being in the package.
+ATTACKS: Registry[type[Attack]] = Registry("attack", package="edlnet.attacks")
 # Class attributes every registered attack sets in its own body (an inherited value would let a
 # subclass pass for its parent).
 REQUIRED_ATTRIBUTES = ("suite_name", "follows_model_gradients", "norms")

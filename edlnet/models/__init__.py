@@ -2,8 +2,8 @@
 
 Add a backbone: write an entry function ``name(num_classes=10, **options) -> nn.Module`` in a
 model module (copy :mod:`edlnet.models.wide_resnet`), decorate it with
-``@register_model(input_size=..., small_options=...)``, and list a new module in
-:data:`edlnet.models.registry.MODEL_MODULES`.
+``@register_model(input_size=..., small_options=...)``: every module of this package is imported
+on the registry's first lookup.
 """
 
 from .capture import capture_layers

@@ -26,8 +26,6 @@ from .convert import convert
 
 SPEC_ATTR = "_edlnet_spec"
 
-# Modules whose @register_model decorators fill the registry. A new model file goes here.
-MODEL_MODULES = ("edlnet.models.resnet", "edlnet.models.wide_resnet", "edlnet.models.pursuit_nets")
 
 CIFAR_INPUT = (3, 32, 32)
 
@@ -56,7 +54,9 @@ class ModelEntry:
     small_options: Mapping[str, Any] = field(default_factory=dict)
 
 
-MODELS: Registry[ModelEntry] = Registry("model", modules=MODEL_MODULES)
+# Every module of edlnet.models is imported on the first lookup: a new model file is found by
+# being in the package.
+MODELS: Registry[ModelEntry] = Registry("model", package="edlnet.models")
 
 
 @overload

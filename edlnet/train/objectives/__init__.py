@@ -12,7 +12,6 @@ of the registry, so the new name is valid in configs and covered by the contract
 from __future__ import annotations
 
 import dataclasses
-import pkgutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,11 +22,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound=type)
 
-# This package's modules, found by listing its files (not imported here: the registry imports
-# them on first lookup, so importing the registry costs nothing and creates no import cycle).
-_MODULES = tuple(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
-
-OBJECTIVES: Registry[type] = Registry("objective", modules=_MODULES)
+# This package's modules are imported on the registry's first lookup (not here: importing the
+# registry costs nothing and creates no import cycle).
+OBJECTIVES: Registry[type] = Registry("objective", package=__name__)
 
 
 class OptionsError(ValueError):
