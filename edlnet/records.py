@@ -138,3 +138,16 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def yaml_number(value: Any, annotation: Any) -> Any:
+    """``value`` as a float when its field is annotated ``float`` (or ``float | None``) and YAML
+    left it a string: YAML 1.1 reads ``1e-5`` (no dot) as text and ``1.0e-5`` as a number, and
+    nobody means the text. Other values pass through; a string that is no number is a
+    ``ValueError`` whose message completes "<key> ..."."""
+    if not isinstance(value, str) or str(annotation).replace(" ", "") not in ("float", "float|None"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"must be a number, got {value!r}") from None

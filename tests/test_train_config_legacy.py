@@ -135,3 +135,15 @@ def test_an_old_run_folder_resumes_bitwise_and_is_not_a_change(tmp_path):
         train(resume=part, overrides=("trades_beta=3",), allow_changes=("trades_beta",), progress=False)
     change = yaml.safe_load((part / "config_changes.jsonl").read_text())
     assert change["changes"] == {"objective_options.beta": {"old": 2.0, "new": 3}}
+
+
+def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
+    from edlnet.train.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("l2_penalty: 1e-5\nobjective: trades\nobjective_options: {beta: 6e0}\n")
+    cfg = load_config(path)
+    assert cfg.l2_penalty == 1e-5 and cfg.objective_options["beta"] == 6.0
+    path.write_text("l2_penalty: lots\n")
+    with pytest.raises(ConfigError, match="l2_penalty must be a number, got 'lots'"):
+        load_config(path)

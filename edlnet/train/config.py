@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..records import yaml_number
 from .adversary import Adversary
 from .legacy import OLD_OBJECTIVE_FIELDS, OptionAssignments
 from .objectives import OBJECTIVES, OptionsError, options_dict, parse_options
@@ -258,6 +259,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for key in ("eps", "attack_alpha"):
         if key in data:
             data[key] = str(data[key])
+    for key, value in data.items():
+        try:
+            data[key] = yaml_number(value, FIELDS[key].type if key in FIELDS else "")
+        except ValueError as e:
+            raise ConfigError(f"{origin}: {key} {e}") from None
     objective = data.get("objective", FIELDS["objective"].default)
     data["objective_options"], note = options.resolve(objective)
     if note:

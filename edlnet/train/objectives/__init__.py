@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ...records import yaml_number
 from ...registry import Registry
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ def parse_options(objective: str, options: Mapping[str, Any] | None) -> Any:
         raise OptionsError(
             f"objective {objective} has no option {', '.join(map(repr, unknown))}; its options: {valid}"
         )
+    types = {f.name: f.type for f in dataclasses.fields(OBJECTIVES.get(objective).Options)}
+    try:
+        options = {k: yaml_number(v, types[k]) for k, v in options.items()}
+    except ValueError as e:
+        raise OptionsError(f"objective {objective}: objective_options {e}") from None
     return OBJECTIVES.get(objective).Options(**options)
 
 
