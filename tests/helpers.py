@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def dense_operator(fn, in_shape: tuple[int, ...]) -> torch.Tensor:
@@ -37,3 +38,16 @@ def input_size(name: str) -> tuple[int, int, int]:
     from edlnet.models import model_entry
 
     return model_entry(name).input_size
+
+
+class PolicyProbe(nn.Module):
+    """Identity that records the w_grad policy, autocast state, dtype and mode it ran under."""
+
+    def __init__(self, policy: str = "detached") -> None:
+        super().__init__()
+        self.w_grad = policy
+        self.seen: list[tuple] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.w_grad, torch.is_autocast_enabled("cpu"), x.dtype, self.training))
+        return x

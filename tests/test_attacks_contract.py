@@ -15,6 +15,7 @@ import json
 
 import pytest
 import torch
+from helpers import PolicyProbe
 from torch import nn
 
 from edlnet.attacks import ATTACKS, perturbation_norm, register_attack
@@ -24,19 +25,6 @@ from edlnet.layers import DictConv2d, dict_layers
 from edlnet.registry import RegistryError
 
 torch.set_num_threads(1)
-
-
-class PolicyProbe(nn.Module):
-    """Identity that records the w_grad policy, autocast state, dtype and mode it ran under."""
-
-    def __init__(self, policy: str = "detached") -> None:
-        super().__init__()
-        self.w_grad = policy
-        self.seen: list[tuple] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append((self.w_grad, torch.is_autocast_enabled("cpu"), x.dtype, self.training))
-        return x
 
 
 def dict_net(seed: int = 0) -> nn.Sequential:
