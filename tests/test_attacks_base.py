@@ -191,3 +191,37 @@ def test_vanishing_gradients_are_counted_against_the_first_step():
     assert stats == {"evaluations": 16, "nonfinite": 0, "zero": 0, "vanishing": 12}
     plain = PGD(model[1:], eps="8/255", steps=4, random_start=False).run(x, y)
     assert plain.info["grad_stats"]["vanishing"] == 0
+
+
+def test_attacks_differentiate_the_input_only_and_restore_requires_grad():
+    """Inside an attack the parameters are frozen (a fused dictionary layer would otherwise
+    compute weight gradients nobody uses); the input gradient is bitwise the same, and every
+    parameter's requires_grad and .grad come back as they were."""
+    from edlnet.attacks.base import input_gradients_only
+    from edlnet.layers import DictConv2d
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        DictConv2d(3, 4, 3, padding=1, n_steps=2, mode="elastic"), nn.Flatten(), nn.LazyLinear(3)
+    )
+    x = torch.rand(2, 3, 6, 6)
+    model(x)
+    model.eval()  # in training mode every forward advances the power iteration of the norm
+    frozen = model[2].bias
+    frozen.requires_grad_(False)
+
+    def input_grad():
+        xa = x.clone().requires_grad_(True)
+        return torch.autograd.grad(model(xa).square().sum(), xa)[0]
+
+    plain = input_grad()
+    with input_gradients_only(model):
+        assert not any(p.requires_grad for p in model.parameters())
+        inside = input_grad()
+    assert torch.equal(plain, inside)
+    assert [p.requires_grad for p in model.parameters()] == [p is not frozen for p in model.parameters()]
+    seen = []
+    probe = model[0].weight.register_hook(lambda g: seen.append(g))
+    PGD(model, eps="8/255", steps=2)(x, torch.tensor([0, 1]))
+    probe.remove()
+    assert not seen and all(p.grad is None for p in model.parameters())

@@ -152,8 +152,32 @@ class AttackResult:
 
 
 @contextlib.contextmanager
+def input_gradients_only(model: nn.Module) -> Iterator[None]:
+    """Inside the block the model's parameters do not require gradients (restored on exit): an
+    attack differentiates with respect to its input only.
+
+    Why: autograd skips the weight gradients of built-in convolutions that nothing asked for,
+    but a custom ``autograd.Function`` (the fused RISTA layer) only knows which of its inputs
+    require gradients, so it computed the weight gradients of its 2T + 1 convolutions and
+    threw them away. Measured on an EDLNet-10 width 16 (eval mode, batch 128, 2 threads, AMD
+    EPYC): one attack step 0.78-0.81 s with trainable parameters, 0.60 s frozen, the input
+    gradient bitwise the same. Only parameters that required gradients are touched, so nested
+    blocks and frozen parameters come back as they were.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
 def attack_mode(model: nn.Module, w_grad: str | None, device_type: str = "cpu") -> Iterator[None]:
-    """Eval mode, gradients on, autocast off and the ``w_grad`` policy, all undone on exit.
+    """Eval mode, gradients on (for the input only: :func:`input_gradients_only`), autocast off
+    and the ``w_grad`` policy, all undone on exit.
 
     Each submodule's own ``training`` flag is restored, not just the root's, so a model that
     keeps, say, a frozen BatchNorm in eval inside a training model comes back unchanged.
@@ -163,6 +187,7 @@ def attack_mode(model: nn.Module, w_grad: str | None, device_type: str = "cpu") 
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.enable_grad())
+            stack.enter_context(input_gradients_only(model))
             for dev in {"cpu", device_type}:
                 stack.enter_context(torch.autocast(device_type=dev, enabled=False))
             stack.enter_context(w_grad_policy(model, w_grad))

@@ -444,13 +444,15 @@ ATTACK_NETS = {  # name: (create_model options, description)
 
 
 def _input_grad_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
-    """What an attack does per iteration: forward in eval mode, the input gradient only."""
+    """What an attack does per iteration: forward in eval mode, the input gradient only (with
+    the parameters frozen, as every attack and the training adversary run)."""
+    from ..attacks.base import input_gradients_only
 
     def step():
         x_adv = x.detach().requires_grad_(True)
-        with autocast_for(precision, x.device)():
+        with input_gradients_only(model), autocast_for(precision, x.device)():
             loss = F.cross_entropy(model(x_adv).float(), y, reduction="sum")
-        torch.autograd.grad(loss, x_adv)
+            torch.autograd.grad(loss, x_adv)
 
     return step
 

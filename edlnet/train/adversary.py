@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..attacks.ascent import TRAINING, Ball, ascend, normal_start
+from ..attacks.base import input_gradients_only
 from ..layers.gradient_policy import w_grad_policy
 
 # TRADES' start: x + 0.001·N(0, 1) (Zhang et al. 2019)
@@ -75,7 +76,9 @@ def pgd_train(
         (grad,) = torch.autograd.grad(loss, x_adv)
         return grad
 
-    with model_mode(model, training_mode), w_grad_policy(model, w_grad):
+    # only the input gradient is needed: frozen parameters spare the fused dictionary layers
+    # their weight gradients (edlnet.attacks.base.input_gradients_only)
+    with model_mode(model, training_mode), w_grad_policy(model, w_grad), input_gradients_only(model):
         return ascend(ball, x, x_adv.detach(), alpha=alpha, steps=steps, visit=gradient)
 
 
