@@ -281,8 +281,7 @@ class Study:
     def analyze(self, name: str) -> bool:
         """The paper's analyses of an Elastic arm's final weights (Figure 6 convergence, Table 12
         noise recovery, β per layer), with the same seed's plain and Vanilla arms beside it."""
-        from edlnet.analysis.context import Settings
-        from edlnet.analysis.runner import analyze, build_context
+        from edlnet.analysis import Settings, analyze, build_context
 
         run_dir = self.runs / name
         out = run_dir / "analysis"

@@ -56,16 +56,19 @@ def experiments() -> dict[str, dict]:
     # Table 4: adversarial training methods × {plain, + Vanilla DL, + Elastic DL}.
     objectives = {
         "pgd_at": {"objective": "pgd_at"},
-        "trades2": {"objective": "trades", "trades_beta": 2.0},
-        "trades02": {"objective": "trades", "trades_beta": 0.2},
+        "trades2": {"objective": "trades", "objective_options": {"beta": 2.0}},
+        "trades02": {"objective": "trades", "objective_options": {"beta": 0.2}},
         "mart": {"objective": "mart"},
         "port": {
             "objective": "trades",
-            "trades_beta": 6.0,
+            "objective_options": {"beta": 6.0},
             "extra_data": "data/cifar10_ddpm.npz",
             "extra_ratio": 0.5,
         },
-        "hat": {"objective": "hat", "hat_std_model": "runs/table4_standard/checkpoints/best"},
+        "hat": {
+            "objective": "hat",
+            "objective_options": {"std_model": "runs/table4_standard/checkpoints/best"},
+        },
     }
     out["table4_standard"] = {"objective": "standard", **dl("plain")}
     for name, obj in objectives.items():

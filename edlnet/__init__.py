@@ -10,11 +10,10 @@ Quick tour::
     record = edlnet.benchmark(model)                                   # RobustBench protocol
 """
 
+from ._version import __version__
 from .checkpoint import CheckpointError, load, save
 from .layers import DictConv2d, betas, dict_layers, rista, set_mode, w_grad_policy
 from .models import capture_layers, convert, create_model, list_models, register_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

@@ -10,36 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .checkpoint_format import FORMAT_VERSION, META, WEIGHTS, CheckpointError
 from .layers.dict_conv import dict_layers
 from .models.registry import SPEC_ATTR, create_model
-
-WEIGHTS = "model.safetensors"
-META = "model.json"
-FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or does not fit the model it describes."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` then rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from .records import atomic_write
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:

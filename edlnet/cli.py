@@ -32,24 +32,45 @@ def _models(p: argparse.ArgumentParser):
     return run
 
 
+@command("datasets", "list the datasets load_dataset knows by name (the dataset table)")
+def _datasets(p: argparse.ArgumentParser):
+    def run(args) -> int:
+        from edlnet.data import DATASETS
+
+        for entry in DATASETS:
+            classes = "? classes" if entry.num_classes is None else f"{entry.num_classes} classes"
+            size = "?x?x?" if entry.image_size is None else "x".join(map(str, entry.image_size))
+            print(f"{entry.name:<15} {classes:>11}  {size:<8} {entry.description}")
+            print(f"{'':<37} labels: {entry.labels}")
+        print("?: decided by the files. load_dataset also takes the path of a dataset in these formats.")
+        return 0
+
+    return run
+
+
 @command("summary", "build a model, run one batch through it and print a summary")
 def _summary(p: argparse.ArgumentParser):
     p.add_argument("name", nargs="?", default="resnet18")
     p.add_argument("--dl", default="elastic", choices=["none", "vanilla", "robust", "elastic"])
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument(
+        "--width", type=int, default=16, help="stem width, for models whose entry function takes width"
+    )
     p.add_argument("--batch", type=int, default=8)
 
     def run(args) -> int:
+        import inspect
         import time
 
         import torch
 
         import edlnet
+        from edlnet.models import model_entry
 
-        kw = {"width": args.width} if "resnet" in args.name and not args.name.startswith("wide") else {}
+        entry = model_entry(args.name)
+        takes_width = "width" in inspect.signature(entry.build).parameters
+        kw = {"width": args.width} if takes_width else {}
         model = edlnet.create_model(args.name, dl=None if args.dl == "none" else args.dl, **kw)
-        size = 64 if args.name.endswith("_tiny") else 32
-        x = torch.rand(args.batch, 3, size, size)
+        x = torch.rand(args.batch, *entry.input_size)  # the input size the model is registered for
         t0 = time.perf_counter()
         out = model(x)
         out.logsumexp(1).mean().backward()
@@ -98,7 +119,13 @@ def _load_commands() -> None:
     """Import the modules that register further commands (train, demo, eval, ...)."""
     import importlib
 
-    for mod in ("edlnet.train.cli", "edlnet.evaluation.cli", "edlnet.analysis.cli"):
+    for mod in (
+        "edlnet.train.cli",
+        "edlnet.evaluation.cli",
+        "edlnet.analysis.cli",
+        "edlnet.bench.cli",
+        "edlnet.report.cli",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -1,4 +1,5 @@
-"""Run folders and records: resolved config (YAML), metrics (JSONL), results (JSON), provenance.
+"""Run folders and records: resolved config (YAML), metrics (JSONL), results (JSON), provenance,
+each file written atomically.
 
 Every train, eval and bench run writes one folder; reports are built from these files.
 """
@@ -7,15 +8,31 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .checkpoint import atomic_write
+from ._version import __version__
+
+
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """Write through ``write(tmp_path)`` then rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def git_commit() -> str | None:
@@ -52,8 +69,6 @@ def environment() -> dict[str, Any]:
     """Library versions and machine facts recorded with every result."""
     import numpy
     import torch
-
-    from . import __version__
 
     env = {
         "edlnet": __version__,
@@ -123,3 +138,16 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def yaml_number(value: Any, annotation: Any) -> Any:
+    """``value`` as a float when its field is annotated ``float`` (or ``float | None``) and YAML
+    left it a string: YAML 1.1 reads ``1e-5`` (no dot) as text and ``1.0e-5`` as a number, and
+    nobody means the text. Other values pass through; a string that is no number is a
+    ``ValueError`` whose message completes "<key> ..."."""
+    if not isinstance(value, str) or str(annotation).replace(" ", "") not in ("float", "float|None"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"must be a number, got {value!r}") from None

@@ -11,6 +11,7 @@ import cycle.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -26,13 +27,15 @@ class RegistryError(ValueError):
 class Registry(Generic[T]):
     """Names to registered things (classes, functions or records), filled by decorators.
 
-    ``kind`` names what is registered in error messages ("attack", "model", ...); ``modules``
-    are the modules (absolute names) whose import runs every decorator of this registry: they
-    are imported on the first lookup, never at import time of the registry itself.
+    ``kind`` names what is registered in error messages ("attack", "model", ...). On the first
+    lookup (never at import time of the registry itself) the registry imports ``modules``
+    (absolute names) and every module of ``package`` whose name does not start with ``_``, so
+    that all their decorators have run: a new module in ``package`` is found by being there.
     """
 
     kind: str
     modules: tuple[str, ...] = ()
+    package: str | None = None
     _items: dict[str, T] = field(default_factory=dict)
     _loaded: bool = False
 
@@ -59,7 +62,7 @@ class Registry(Generic[T]):
         """Import the modules whose decorators fill this registry (once)."""
         if not self._loaded:
             self._loaded = True
-            for module in self.modules:
+            for module in (*self.modules, *package_modules(self.package)):
                 importlib.import_module(module)
 
     def get(self, name: str) -> T:
@@ -88,3 +91,12 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         self.load()
         return len(self._items)
+
+
+def package_modules(package: str | None) -> list[str]:
+    """The public modules of ``package`` (absolute names, sorted), listed from its folder
+    without importing them; ``[]`` for ``None``."""
+    if package is None:
+        return []
+    paths = importlib.import_module(package).__path__
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(paths) if not m.name.startswith("_"))

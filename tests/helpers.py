@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def dense_operator(fn, in_shape: tuple[int, ...]) -> torch.Tensor:
@@ -14,21 +15,17 @@ def dense_operator(fn, in_shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def tiny_kwargs(name: str) -> dict:
-    """Arguments that make a registered model small enough for a unit test."""
-    if name.startswith("wide_resnet"):
-        return {"widen_factor": 1}
-    if "resnet" in name:
-        return {"width": 4}
-    if "pursuit" in name:
-        return {"widths": (4, 8, 8)}
-    return {}
+    """The registered options that make model ``name`` small enough for a unit test."""
+    from edlnet.models import model_entry
+
+    return dict(model_entry(name).small_options)
 
 
 def builds_own_dictionaries(name: str) -> bool:
     """Pursuit models build their own layers: they take no ``dl`` argument."""
-    from edlnet.models.registry import _REGISTRY
+    from edlnet.models import model_entry
 
-    return getattr(_REGISTRY[name], "builds_own_dictionaries", False)
+    return model_entry(name).builds_own_dictionaries
 
 
 def dl_kwargs(name: str, **kw) -> dict:
@@ -36,5 +33,21 @@ def dl_kwargs(name: str, **kw) -> dict:
     return {} if builds_own_dictionaries(name) else kw
 
 
-def input_size(name: str) -> int:
-    return 64 if name.endswith("_tiny") else 32
+def input_size(name: str) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the images model ``name`` is registered for."""
+    from edlnet.models import model_entry
+
+    return model_entry(name).input_size
+
+
+class PolicyProbe(nn.Module):
+    """Identity that records the w_grad policy, autocast state, dtype and mode it ran under."""
+
+    def __init__(self, policy: str = "detached") -> None:
+        super().__init__()
+        self.w_grad = policy
+        self.seen: list[tuple] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.w_grad, torch.is_autocast_enabled("cpu"), x.dtype, self.training))
+        return x

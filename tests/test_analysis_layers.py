@@ -21,10 +21,10 @@ from edlnet.analysis import (
     perturbations,
 )
 from edlnet.analysis.runner import write_result
-from edlnet.analysis.tables import read_table
 from edlnet.data import load_dataset
 from edlnet.layers.conv_ops import dict_adjoint
 from edlnet.layers.rista import rista
+from edlnet.tables import read_table
 
 
 def _model(mode: str, seed: int) -> torch.nn.Module:

@@ -3,7 +3,6 @@ loss and EOT for randomized models."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edlnet.attacks import EOTPGD, PGD, ResidualPGD, SurrogatePGD, is_randomized, make_twin, perturbation_norm
+from edlnet.attacks import EOTPGD, PGD, ResidualPGD, SurrogatePGD, is_randomized, make_twin
 from edlnet.attacks.base import NotApplicable
 from edlnet.attacks.structure_loss import layer_residual, saturation
 from edlnet.layers import DictConv2d, dict_layers
@@ -51,39 +50,6 @@ def tiny_dict(seed: int, lam: float = 0.1, layer: type = DictConv2d) -> nn.Seque
     return nn.Sequential(
         layer(3, 8, 3, padding=1, mode="elastic", lam=lam), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
     ).eval()
-
-
-ATTACKS = {
-    "surrogate_conv": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="conv", steps=3),
-    "surrogate_smooth": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="smooth", steps=3),
-    "surrogate_vanilla": lambda m, eps, norm: SurrogatePGD(m, eps=eps, norm=norm, twin="vanilla", steps=3),
-    "residual_first": lambda m, eps, norm: ResidualPGD(m, eps=eps, norm=norm, steps=3),
-    "residual_all": lambda m, eps, norm: ResidualPGD(m, eps=eps, norm=norm, steps=3, layers="all"),
-    "eot": lambda m, eps, norm: EOTPGD(m, eps=eps, norm=norm, steps=3, eot_samples=2),
-}
-
-
-@pytest.mark.parametrize("norm,eps", [("Linf", 8 / 255), ("L2", 0.5)])
-@pytest.mark.parametrize("name", sorted(ATTACKS))
-def test_contract_budget_modes_seed(name, norm, eps):
-    model = edl_model()
-    x = images()
-    y = labels(model, x)
-    model.fc.eval()  # a submodule in eval inside a training model must come back as it was
-    modes = [m.training for m in model.modules()]
-    configs = [layer.config() for _, layer in dict_layers(model)]
-    result = ATTACKS[name](model, eps, norm).run(x, y)
-    size = perturbation_norm(result.x_adv - x, norm)
-    assert bool((size <= eps * (1 + 1e-5)).all())
-    assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
-    assert [m.training for m in model.modules()] == modes
-    assert [layer.config() for _, layer in dict_layers(model)] == configs  # twin is a copy
-    assert all(p.grad is None for p in model.parameters())
-    again = ATTACKS[name](model, eps, norm).run(x, y)
-    assert torch.equal(result.x_adv, again.x_adv) and torch.equal(result.robust, again.robust)
-    settings = ATTACKS[name](model, eps, norm).settings()
-    assert json.loads(json.dumps(settings)) == settings
-    assert result.info["grad_stats"]["evaluations"] > 0  # _sanitize_grad saw every gradient
 
 
 def test_twins_are_reconfigured_copies():

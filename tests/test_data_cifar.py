@@ -1,7 +1,6 @@
 """CIFAR-10/100 readers on tiny files written in the official pickle layout."""
 
 import os
-import pickle
 import struct
 import tarfile
 import warnings
@@ -9,69 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from dataset_files import dump_pickle, write_cifar10, write_cifar100
 
 from edlnet.data import DatasetError, load_dataset, read_cifar10, read_cifar100
 
 torch.set_num_threads(1)
-
-CLASSES10 = [
-    b"airplane",
-    b"automobile",
-    b"bird",
-    b"cat",
-    b"deer",
-    b"dog",
-    b"frog",
-    b"horse",
-    b"ship",
-    b"truck",
-]
-
-
-def _dump(path, obj):
-    # Protocol 2 with bytes keys: what Python 2's cPickle produced for the official files.
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-
-
-def _batch(rng, n, label_key, classes):
-    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-    labels = [int(v) for v in rng.integers(0, classes, size=n)]
-    return {b"batch_label": b"batch", label_key: labels, b"data": data, b"filenames": [b"f.png"] * n}
-
-
-def write_cifar10(root, per_batch=3, n_test=4, seed=0):
-    """Write cifar-10-batches-py under root; return the expected (x_train, y_train, x_test, y_test)."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = [_batch(rng, per_batch, b"labels", 10) for _ in range(5)]
-    for i, batch in enumerate(batches, start=1):
-        _dump(folder / f"data_batch_{i}", batch)
-    test = _batch(rng, n_test, b"labels", 10)
-    _dump(folder / "test_batch", test)
-    _dump(
-        folder / "batches.meta",
-        {b"label_names": CLASSES10, b"num_cases_per_batch": per_batch, b"num_vis": 3072},
-    )
-    x_train = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
-    y_train = np.concatenate([b[b"labels"] for b in batches])
-    return x_train, y_train, test[b"data"].reshape(-1, 3, 32, 32), np.array(test[b"labels"])
-
-
-def write_cifar100(root, n_train=5, n_test=3, seed=1):
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    expected = []
-    for split, n in (("train", n_train), ("test", n_test)):
-        batch = _batch(rng, n, b"fine_labels", 100)
-        batch[b"coarse_labels"] = [v // 5 for v in batch[b"fine_labels"]]
-        _dump(folder / split, batch)
-        expected += [batch[b"data"].reshape(-1, 3, 32, 32), np.array(batch[b"fine_labels"])]
-    names = [f"class{i}".encode() for i in range(100)]
-    _dump(folder / "meta", {b"fine_label_names": names, b"coarse_label_names": [b"c"] * 20})
-    return expected
 
 
 def _check(dataset, expected):
@@ -144,13 +85,13 @@ def test_malformed_batches_raise_dataset_error(tmp_path):
     (folder / "data_batch_2").write_bytes(b"not a pickle at all")
     with pytest.raises(DatasetError, match="data_batch_2 is not a CIFAR pickle"):
         read_cifar10(tmp_path, cache=False)
-    _dump(folder / "data_batch_2", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
+    dump_pickle(folder / "data_batch_2", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
     with pytest.raises(DatasetError, match=r"data_batch_2: expected 'data' as uint8 \(N, 3072\)"):
         read_cifar10(tmp_path, cache=False)
-    _dump(folder / "data_batch_2", {b"data": np.zeros((2, 3072), np.uint8)})
+    dump_pickle(folder / "data_batch_2", {b"data": np.zeros((2, 3072), np.uint8)})
     with pytest.raises(DatasetError, match="data_batch_2 has no 'labels' entry"):
         read_cifar10(tmp_path, cache=False)
-    _dump(folder / "data_batch_2", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
+    dump_pickle(folder / "data_batch_2", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
     with pytest.raises(DatasetError, match=r"must lie in \[0, 10\)"):
         read_cifar10(tmp_path, cache=False)
 
@@ -162,7 +103,7 @@ class _Evil:
 
 def test_pickle_with_foreign_globals_is_refused(tmp_path):
     write_cifar10(tmp_path)
-    _dump(tmp_path / "cifar-10-batches-py" / "batches.meta", {b"label_names": _Evil()})
+    dump_pickle(tmp_path / "cifar-10-batches-py" / "batches.meta", {b"label_names": _Evil()})
     with pytest.raises(DatasetError, match="refusing to load global"):
         read_cifar10(tmp_path, cache=False)
 

@@ -1,4 +1,4 @@
-"""Image-folder, CIFAR-10 (JPEG) and Tiny-ImageNet readers on tiny trees written here."""
+"""Image-folder, CIFAR-10 (JPEG) and Tiny-ImageNet readers on tiny trees (tests/dataset_files.py)."""
 
 import re
 import tarfile
@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from dataset_files import random_image, write_cifar_jpeg, write_folders, write_tiny
 from PIL import Image
 
 from edlnet.data import (
-    CIFAR10_CLASSES,
     DatasetError,
     load_dataset,
     read_cifar10_jpeg,
@@ -19,25 +19,6 @@ from edlnet.data import (
 )
 
 torch.set_num_threads(1)
-
-
-def _image(rng, size=8):
-    return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-
-
-def write_folders(root, classes=("cat", "ant"), per_class=(2, 1), size=8, seed=0):
-    """PNG (lossless) tree; return {split: [(class, array)]} in reader order."""
-    rng = np.random.default_rng(seed)
-    expected = {}
-    for split, n in zip(("train", "test"), per_class):
-        expected[split] = []
-        for cls in sorted(classes):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                pixels = _image(rng, size)
-                Image.fromarray(pixels).save(root / split / cls / f"{i:04d}.png")
-                expected[split].append((cls, pixels))
-    return expected
 
 
 def _check_folder(dataset, expected):
@@ -73,7 +54,7 @@ def test_image_folder_jpeg_and_val_split(tmp_path):
     rng = np.random.default_rng(3)
     for split in ("train", "val"):
         (tmp_path / split / "a").mkdir(parents=True)
-        Image.fromarray(_image(rng)).save(tmp_path / split / "a" / "x.JPG", quality=95)
+        Image.fromarray(random_image(rng)).save(tmp_path / split / "a" / "x.JPG", quality=95)
     dataset = read_image_folder(tmp_path, cache=False)
     assert dataset.x_test.shape == (1, 3, 8, 8) and dataset.info["test_split"] == "val"
 
@@ -104,20 +85,8 @@ def test_image_folder_bad_images(tmp_path):
         read_image_folder(tmp_path, cache=False)
 
 
-def _write_cifar_jpeg(root, per_class):
-    """Class folders named after CIFAR-10's classes, each image a flat colour = its index."""
-    for split, n in per_class.items():
-        for c, cls in enumerate(CIFAR10_CLASSES):
-            (root / split / cls).mkdir(parents=True)
-            for k in range(n):
-                value = 10 * c + k  # PNG content keeps the value exact; the reader only sees images
-                Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(
-                    root / split / cls / f"{k:04d}.jpg", format="PNG"
-                )
-
-
 def test_cifar10_jpeg_name_and_release_order(tmp_path):
-    _write_cifar_jpeg(tmp_path / "tree", {"train": 2, "test": 1})
+    write_cifar_jpeg(tmp_path / "tree", {"train": 2, "test": 1})
     archive = tmp_path / "cifar10-jpeg.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for split in ("train", "test"):
@@ -149,31 +118,6 @@ def test_cifar10_jpeg_rejects_other_classes(tmp_path):
         read_cifar10_jpeg(tmp_path, cache=False)
     with pytest.raises(DatasetError, match="no CIFAR-10 \\(JPEG\\) in"):
         read_cifar10_jpeg(tmp_path / "nowhere", cache=False)
-
-
-WNIDS = ["n02", "n01", "n03"]  # wnids.txt is not sorted; labels follow the sorted ids
-
-
-def write_tiny(root, train_per_class=2):
-    """Tiny-ImageNet layout with flat-colour JPEGs; colour encodes (split, class, index)."""
-    base = root / "tiny-imagenet-200"
-    (base / "val" / "images").mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    for c, wnid in enumerate(WNIDS):
-        (base / "train" / wnid / "images").mkdir(parents=True)
-        (base / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
-        for i in range(train_per_class):
-            colour = np.full((8, 8, 3), 20 * c + 5 * i, np.uint8)
-            Image.fromarray(colour).save(base / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", quality=100)
-    val = [("val_0.JPEG", "n03"), ("val_1.JPEG", "n01"), ("val_2.JPEG", "n03"), ("val_10.JPEG", "n02")]
-    lines = []
-    for k, (fname, wnid) in enumerate(val):
-        Image.fromarray(np.full((8, 8, 3), 100 + 30 * k, np.uint8)).save(
-            base / "val" / "images" / fname, quality=100
-        )
-        lines.append(f"{fname}\t{wnid}\t0\t0\t7\t7")
-    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-    return base, val
 
 
 def _check_tiny(dataset, val):

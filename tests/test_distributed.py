@@ -213,7 +213,7 @@ def test_evaluation_collectives_use_the_rank_device(fake_cuda, monkeypatch):
         boxes[:] = [obj, obj]
 
     monkeypatch.setattr(dist, "all_gather_object", gather)
-    assert shard.gather_records([], 2) == []
+    assert shard.gather_batch_results([], 2) == []
     assert seen["current"] == torch.device("cuda", 2)
 
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from edlnet.evaluation import ResumeError, evaluate, load_suite, merge_records, run_shard
+from edlnet.evaluation import ResumeError, evaluate, load_suite, merge_batch_results, run_shard
 from edlnet.evaluation import shard as shard_module
-from edlnet.evaluation.checks import check_entries
+from edlnet.evaluation.batch_result import BatchResult
+from edlnet.evaluation.check_plan import check_entries
 from edlnet.evaluation.runner import CLEAN
 
 torch.set_num_threads(1)
@@ -59,8 +60,8 @@ def model_and_data(n: int = 10):
     return model, x, y
 
 
-def merged_json(records, entries, n, batch_size):
-    merged = merge_records(records, entries, n, batch_size)
+def merged_json(results, entries, n, batch_size):
+    merged = merge_batch_results(results, entries, n, batch_size)
     return json.dumps(
         {k: [v.robust, v.by_policy, v.values] for k, v in merged.items()}, default=str, sort_keys=True
     )
@@ -74,12 +75,12 @@ def test_sharded_results_equal_unsharded():
     single = run_shard(model, x, y, entries, **kw)
     reference = merged_json(single, entries, len(x), 3)
     for world in (2, 3):
-        records = [
+        results = [
             r
             for rank in range(world)
             for r in run_shard(model, x, y, entries, rank=rank, world_size=world, **kw)
         ]
-        assert merged_json(records, entries, len(x), 3) == reference
+        assert merged_json(results, entries, len(x), 3) == reference
     merged = json.loads(reference)
     assert merged["PGD-3"][0][0] is False  # the clean mistake is not robust
     assert set(merged["PGD-3"][1]) == {"exact", "detached"}
@@ -100,9 +101,9 @@ def test_sharded_results_equal_unsharded():
 def test_a_missing_shard_is_an_error():
     model, x, y = model_and_data()
     entries = [CLEAN]
-    records = run_shard(model, x, y, entries, batch_size=3, seed=0, rank=0, world_size=2)
+    results = run_shard(model, x, y, entries, batch_size=3, seed=0, rank=0, world_size=2)
     with pytest.raises(RuntimeError, match="missing for batches"):
-        merge_records(records, entries, len(x), 3)
+        merge_batch_results(results, entries, len(x), 3)
 
 
 def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monkeypatch):
@@ -118,13 +119,13 @@ def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monke
     fgsm.write_text(fgsm.read_text() + '{"entry": "FGSM", "bat')  # a torn last line
 
     calls: list[str] = []
-    real = shard_module.run_batch
+    real = shard_module.run_entry_on_batch
 
     def spy(entry, *args, **kwargs):
         calls.append(entry.name)
         return real(entry, *args, **kwargs)
 
-    monkeypatch.setattr(shard_module, "run_batch", spy)
+    monkeypatch.setattr(shard_module, "run_entry_on_batch", spy)
     second = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=4, out_dir=tmp_path, log=None)
     assert calls == ["PGD-3"] * 4  # only the lost attack ran again
     assert second["per_example"] == first["per_example"]
@@ -135,3 +136,14 @@ def test_resume_skips_finished_batches_and_gives_the_same_record(tmp_path, monke
         evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None)
     third = evaluate(model, x, y, suite=SUITE, batch_size=3, seed=5, out_dir=tmp_path, log=None, restart=True)
     assert third["seed"] == 5
+
+
+def test_batch_results_keep_the_partial_file_format():
+    result = BatchResult(
+        entry_name="PGD-3", batch=1, start=3, stop=6, robust=[True, None, False], seconds=0.5
+    )
+    data = result.to_json()
+    assert list(data)[:2] == ["entry", "batch"] and data["entry"] == "PGD-3"  # files of earlier runs resume
+    assert BatchResult.from_json(json.loads(json.dumps(data))) == result
+    with pytest.raises(TypeError):
+        BatchResult.from_json({"batch": 1})

@@ -7,9 +7,11 @@ from fractions import Fraction
 import pytest
 import yaml
 
-from edlnet.evaluation import ATTACKS, CORRUPTIONS, SuiteError, list_suites, load_suite
-from edlnet.evaluation.checks import check_entries
-from edlnet.evaluation.suites import SUITE_DIR, eps_text
+from edlnet.attacks import ATTACKS
+from edlnet.evaluation import CORRUPTIONS, SuiteError, list_suites, load_suite
+from edlnet.evaluation.check_plan import check_entries
+from edlnet.evaluation.suite import eps_text
+from edlnet.evaluation.suite_parser import SUITE_DIR
 
 EXPECTED = {"quick", "table4", "table5", "table6", "table11", "table1_2"}
 
@@ -30,7 +32,7 @@ def test_suite_file_parses_and_references_existing_attacks(name):
                 assert isinstance(spec["eps"], str)
                 assert isinstance(entry.eps, Fraction)
                 assert entry.eps == Fraction(spec["eps"])
-            if ATTACKS[entry.attack].gradient and "w_grad" not in spec:
+            if ATTACKS.get(entry.attack).follows_model_gradients and "w_grad" not in spec:
                 assert entry.w_grad == "both"  # the default for gradient attacks
         else:
             assert entry.kind == "corruption" and entry.corruption in CORRUPTIONS

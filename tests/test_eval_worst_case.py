@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from edlnet.evaluation import evaluate
-from edlnet.evaluation.suites import Budget, parse_entry
+from edlnet.evaluation.suite import Budget
+from edlnet.evaluation.suite_parser import parse_entry
 from edlnet.evaluation.worst_case import counted_entries, worst_case_flags
 
 torch.set_num_threads(1)

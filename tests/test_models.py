@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import dl_kwargs, input_size, tiny_kwargs
+from helpers import builds_own_dictionaries, dl_kwargs, input_size, tiny_kwargs
 from torch import nn
 
 import edlnet
@@ -20,8 +20,7 @@ def build(name, **kw):
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_backward_finite(name):
     model = build(name, dl="elastic", n_steps=2)
-    s = input_size(name)
-    x = torch.rand(3, 3, s, s)
+    x = torch.rand(3, *input_size(name))
     out = model(x)
     assert out.shape[0] == 3 and torch.isfinite(out).all()
     out.logsumexp(1).sum().backward()
@@ -34,8 +33,7 @@ def test_eval_outputs_independent_of_batch(name):
     # float64: float32 convolution kernels round differently for different batch sizes, and
     # deep unrolled layers amplify that; in float64 any real cross-example coupling would show.
     model = build(name, dl="elastic").double()
-    s = input_size(name)
-    x = torch.rand(6, 3, s, s, dtype=torch.float64)
+    x = torch.rand(6, *input_size(name), dtype=torch.float64)
     model.train()
     model(x)  # populate BN statistics and dictionary norms
     model.eval()
@@ -50,8 +48,7 @@ def test_eval_outputs_independent_of_batch(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_save_load_round_trip(name, tmp_path):
     model = build(name, dl="vanilla", lam=0.05)
-    s = input_size(name)
-    x = torch.rand(2, 3, s, s)
+    x = torch.rand(2, *input_size(name))
     model.train()
     model(x)
     edlnet.set_mode(model, "elastic", beta=0.3) if edlnet.dict_layers(model) else None
@@ -63,6 +60,27 @@ def test_save_load_round_trip(name, tmp_path):
         assert torch.equal(model(x), loaded(x))
     for (_, a), (_, b) in zip(edlnet.dict_layers(model), edlnet.dict_layers(loaded)):
         assert a.config() == b.config()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_plain_model_converts_and_back_exactly(name):
+    # The registered input size is the one the model is built for: the plain network maps it
+    # to one logit per class; converting its convolutions and back restores every weight.
+    model = build(name)
+    x = torch.rand(2, *input_size(name))
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+    if builds_own_dictionaries(name):
+        with pytest.raises(ValueError, match="builds its own pursuit layers"):
+            edlnet.create_model(name, dl="vanilla", **tiny_kwargs(name))
+        return
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    edlnet.convert(model, mode="vanilla", n_steps=1)
+    assert edlnet.dict_layers(model)
+    edlnet.convert(model, mode=None)
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
 
 
 def test_dl_layers_replaces_first_n_in_order():

@@ -37,3 +37,13 @@ def test_modules_are_imported_on_first_lookup_only():
     assert not reg._loaded
     reg.names()
     assert reg._loaded
+
+
+def test_package_modules_are_found_without_being_listed():
+    from edlnet.attacks.registry import ATTACKS
+    from edlnet.registry import package_modules
+
+    modules = package_modules("edlnet.attacks")
+    assert "edlnet.attacks.pgd" in modules and not any(m.rpartition(".")[2].startswith("_") for m in modules)
+    assert {"pgd", "fgsm", "surrogate-pgd", "square", "transfer"} <= set(ATTACKS.names())
+    assert package_modules(None) == []

@@ -133,3 +133,39 @@ def test_catastrophic_overfitting_guard():
             assert "co_guard" in str(e)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_an_arm_folder_with_an_old_form_config_resumes(tmp_path):
+    """Arm folders written before objective_options (flat trades_beta, ... in config.yaml, as the
+    committed records under benchmarks/results/reproduce/ have) resume where they stopped and
+    end as the arm trained without interruption."""
+    import warnings
+
+    reproduce = _driver()
+    path = _study(tmp_path)
+    study_dict = yaml.safe_load(path.read_text())
+    study_dict["groups"] = {
+        "trades": {"objective": "trades", "objective_options": {"beta": 2.0}, "attack_steps": 1}
+    }
+    study_dict["base"]["epochs"] = 2
+    study_dict["arms"] = [
+        {"name": "trades-a", "group": "trades", "dl": None, "seed": 0},
+        {"name": "trades-b", "group": "trades", "dl": None, "seed": 0},
+    ]
+    path.write_text(yaml.safe_dump(study_dict))
+    study = reproduce.Study(str(path), None, time.time() + 600)
+    assert study.train_epochs("trades-b", 1)  # one epoch, then "stopped"
+    run_b = tmp_path / "runs" / "trades-b"
+    stored = yaml.safe_load((run_b / "config.yaml").read_text())
+    options = stored.pop("objective_options")
+    stored.update(trades_beta=options["beta"], mart_beta=6.0, hat_gamma=0.5, hat_beta=3.0, hat_h=2.0)
+    stored["hat_std_model"] = None
+    (run_b / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        assert study.train(None)
+    assert len(reproduce.read_jsonl(run_b / "metrics.jsonl")) == 2
+    a = ckpt.load(tmp_path / "runs" / "trades-a" / "checkpoints" / "last").state_dict()
+    b = ckpt.load(run_b / "checkpoints" / "last").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert yaml.safe_load((run_b / "config.yaml").read_text())["trades_beta"] == 2.0  # record kept

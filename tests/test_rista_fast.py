@@ -292,7 +292,7 @@ def test_layer_bench_writes_the_table(tmp_path):
     import json
     import types
 
-    from edlnet.analysis import layer_bench
+    from edlnet.bench import layers as layer_bench
 
     args = types.SimpleNamespace(
         batch=1,
@@ -301,7 +301,8 @@ def test_layer_bench_writes_the_table(tmp_path):
         width=8,
         net_repeats=1,
         bf16_batch=1,
-        layer_sections="layers,networks,networks_bf16",
+        layer_sections="layers,networks,networks_bf16,attack_step",
+        attack_width=8,
         layer_networks="edlnet18,edlnet18_reference",
         threads=1,
         precision="fp32",
@@ -313,10 +314,7 @@ def test_layer_bench_writes_the_table(tmp_path):
     assert (tmp_path / "config.yaml").exists()
     layers = result["layers"]
     assert {(r["channels"], r["memory_format"]) for r in layers} == {
-        (64, "contiguous"),
-        (64, "channels_last"),
-        (256, "contiguous"),
-        (256, "channels_last"),
+        (c, f) for c in (16, 32, 64, 256) for f in ("contiguous", "channels_last")
     }
     by = {(r["channels"], r["memory_format"], r["variant"]): r for r in layers}
     assert all(r["time_s"] > 0 for r in layers)
@@ -329,12 +327,19 @@ def test_layer_bench_writes_the_table(tmp_path):
     assert nets["resnet18"]["peak_vs_resnet18"] == 1.0
     assert nets["edlnet18"]["peak_mb"] < nets["edlnet18_reference"]["peak_mb"]
     assert len(result["networks_bf16"]) == 8
+    steps = {(r["network"], r["precision"]): r for r in result["attack_step"]}
+    assert set(steps) == {(n, p) for n in ("resnet10", "edlnet10") for p in ("fp32", "bf16")}
+    assert (
+        steps[("resnet10", "fp32")]["time_vs_resnet10"] == 1.0 and steps[("edlnet10", "fp32")]["width"] == 8
+    )
+    assert steps[("edlnet10", "bf16")]["bf16_gain_vs_resnet10"] > 0
+    assert "One attack step" in (tmp_path / "layer_bench.md").read_text()
 
 
 def test_layer_bench_options_are_defensive():
     import types
 
-    from edlnet.analysis.layer_bench import DEFAULT_SECTIONS, _options
+    from edlnet.bench.layers import DEFAULT_SECTIONS, _options
 
     opt = _options(types.SimpleNamespace())
     assert opt["batch"] == 128 and opt["sections"] == DEFAULT_SECTIONS

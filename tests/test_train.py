@@ -1,14 +1,12 @@
-"""Training: objectives lower their loss, two-stage switch, resume equals uninterrupted, configs."""
-
-import math
+"""Training: two-stage switch, resume equals uninterrupted, configs. (Each objective's contract:
+tests/test_train_objectives.py.)"""
 
 import pytest
 import torch
 
 import edlnet
-from edlnet.train import OBJECTIVES, ConfigError, TrainConfig, load_config, lr_at
+from edlnet.train import ConfigError, TrainConfig, load_config, lr_at
 from edlnet.train.loop import Trainer, build_optimizer
-from edlnet.train.objectives import Context
 
 
 def tiny_cfg(tmp_path, **kw):
@@ -30,26 +28,6 @@ def tiny_cfg(tmp_path, **kw):
     )
     base.update(kw)
     return TrainConfig(**base)
-
-
-@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
-def test_each_objective_lowers_its_loss(objective, tmp_path):
-    torch.manual_seed(0)
-    cfg = tiny_cfg(tmp_path, objective=objective, attack_steps=3)
-    model = edlnet.create_model("resnet10", width=4, dl="elastic")
-    std = edlnet.create_model("resnet10", width=4).eval() if objective == "hat" else None
-    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    ctx = lambda: Context(cfg, torch.Generator().manual_seed(0), __import__("contextlib").nullcontext, std)
-    model.train()
-    first, _ = OBJECTIVES[objective](model, x, y, ctx())
-    for _ in range(6):
-        loss, _ = OBJECTIVES[objective](model, x, y, ctx())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    last, _ = OBJECTIVES[objective](model, x, y, ctx())
-    assert math.isfinite(last.item()) and last.item() < first.item()
 
 
 def test_two_stage_switch_keeps_weights_and_trains_beta(tmp_path):
@@ -151,20 +129,23 @@ def test_config_errors(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="objective='sgd'"):
         load_config(None, ["objective=sgd"])
-    with pytest.raises(ConfigError, match="hat_std_model"):
+    with pytest.raises(ConfigError, match=r"objective=hat needs objective_options.std_model=<checkpoint"):
         load_config(None, ["objective=hat"])
     cfg = load_config(None, ["eps=4/255", "dl_options.lam=0.2", "model_kwargs.width=8"])
     assert cfg.eps_value() == pytest.approx(4 / 255) and cfg.dl_options == {"lam": 0.2}
 
 
-def test_every_config_file_parses():
+def test_every_config_file_parses_in_the_current_form():
+    import warnings
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "configs"
-    files = sorted(root.glob("*.yaml"))
-    assert files, "configs/*.yaml missing"
-    for f in files:
-        load_config(f)
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "configs").glob("*.yaml")) + [root / "edlnet" / "configs" / "demo.yaml"]
+    assert len(files) > 1, "configs/*.yaml missing"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no committed config uses a deprecated key
+        for f in files:
+            load_config(f)
 
 
 @pytest.mark.parametrize("norm,eps", [("Linf", 8 / 255), ("L2", 0.5)])

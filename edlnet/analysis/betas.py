@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..layers.dict_conv import dict_layers
-from .context import AnalysisContext
+from ..tables import Table
+from .base import (
+    NEEDS_DICTIONARY_LAYERS,
+    AnalysisContext,
+    AnalysisResult,
+    has_dictionary_layers,
+    register_analysis,
+)
 from .layer_ops import learned_beta
 from .plotting import depth_colors, mark_switch, new_figure
-from .result import AnalysisResult
 from .run_files import metrics, switch_epoch
-from .tables import Table
 
 
 def final_betas(model) -> list[dict[str, Any]]:
@@ -67,6 +72,13 @@ def betas_figure(
     return fig
 
 
+@register_analysis(
+    "betas",
+    help="beta per layer over epochs and at the end",
+    applies=has_dictionary_layers,
+    needs=NEEDS_DICTIONARY_LAYERS,
+    order=50,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("betas")
     s = ctx.target

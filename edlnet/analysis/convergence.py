@@ -16,11 +16,16 @@ from torch import nn
 from ..layers.dict_conv import dict_layers
 from ..layers.rista import RistaTerms
 from ..models.capture import capture_layers
-from .context import AnalysisContext
+from ..tables import Table
+from .base import (
+    NEEDS_DICTIONARY_LAYERS,
+    AnalysisContext,
+    AnalysisResult,
+    has_dictionary_layers,
+    register_analysis,
+)
 from .layer_ops import configured
 from .plotting import add_depth_colorbar, depth_colors, new_figure
-from .result import AnalysisResult
-from .tables import Table
 
 TERMS = (
     ("total", "Eq. 12 objective"),
@@ -62,6 +67,13 @@ def convergence_table(terms_by_input: dict[str, dict[str, RistaTerms]], label: s
     return rows
 
 
+@register_analysis(
+    "convergence",
+    help="RISTA objective and terms per step, per layer, clean and attacked (Fig. 6)",
+    applies=has_dictionary_layers,
+    needs=NEEDS_DICTIONARY_LAYERS,
+    order=10,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     """Figure 6 for the target model (and every ``--compare`` model with dictionary layers)."""
     result = AnalysisResult("convergence")

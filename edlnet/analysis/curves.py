@@ -4,14 +4,12 @@ several runs overlay in one figure (Figure 14)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from .context import AnalysisContext
+from ..tables import Table
+from .base import AnalysisContext, AnalysisResult, register_analysis
 from .plotting import mark_switch, new_figure
-from .result import AnalysisResult
 from .run_files import metrics, switch_epoch
-from .tables import Table
 
 SERIES = (
     ("train_clean_acc", "train clean"),
@@ -91,6 +89,18 @@ def curves_figure(runs: dict[str, list[dict[str, Any]]]):
     return fig
 
 
+def from_run_folder(ctx: AnalysisContext) -> bool:
+    """The target model comes from a run folder (which has the per-epoch metrics)."""
+    return ctx.target.run_dir is not None
+
+
+@register_analysis(
+    "curves",
+    help="training curves with the Vanilla->Elastic switch (Figs. 2, 12-14)",
+    applies=from_run_folder,
+    needs="a run folder with metrics.jsonl (not a bare checkpoint)",
+    order=70,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("curves")
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -113,10 +123,3 @@ def run(ctx: AnalysisContext) -> AnalysisResult:
         "Figures 2, 12–14: clean and robust accuracy over epochs, Vanilla→Elastic switch dashed"
     )
     return result
-
-
-def write_curves(run_dirs: dict[str, Path], path: Path) -> Path:
-    """Render the curves of several runs (label → run folder) into one PNG (for the report)."""
-    from .plotting import save_figure
-
-    return save_figure(curves_figure({k: metrics(v) for k, v in run_dirs.items()}), path)

@@ -2,19 +2,48 @@
 DL paper), and the hidden-embedding picture of one image through the layers (Figure 4).
 
 Each model is attacked by its own PGD (white-box); layer 0 is the input image itself, so the
-first point is ‖x − x'‖/‖x‖ and the curve shows how each layer shrinks or amplifies it.
+first point is ‖x − x'‖/‖x‖ and the curve shows how each layer shrinks or amplifies it. The
+hidden embeddings z_l of a model are, in forward order, the outputs of its dictionary layers and
+convolutions (ResNets, EDLNets, partly converted ones), or the codes of every pursuit layer
+(pursuit networks).
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from .context import AnalysisContext
-from .hidden import hidden_embeddings, relative_difference
+from ..layers.dict_conv import DictConv2d
+from ..models.capture import capture_layers
+from ..tables import Table
+from .base import AnalysisContext, AnalysisResult, register_analysis
 from .plotting import image_hwc, new_figure
-from .result import AnalysisResult
 from .sources import ModelSource
-from .tables import Table
+
+
+@torch.no_grad()
+def hidden_embeddings(model: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """``[(layer name, z_l)]`` for images ``x`` in [0, 1], in forward order."""
+    pursuit = getattr(model, "pursuit", None)
+    if pursuit is not None and hasattr(pursuit, "solve"):
+        codes, _ = pursuit.solve(model.normalize(x))
+        return [(f"pursuit.layers.{j}", z) for j, z in enumerate(codes)]
+    order = {m: i for i, m in enumerate(model.modules())}
+    with capture_layers(model, kinds=(DictConv2d, nn.Conv2d)) as records:
+        model(x)
+    if not records:
+        raise ValueError(
+            f"{type(model).__name__} has no convolution or dictionary layers whose outputs could be compared"
+        )
+    modules = dict(model.named_modules())
+    names = sorted(records, key=lambda n: order[modules[n]])
+    return [(n, records[n]["output"]) for n in names]
+
+
+def relative_difference(z: torch.Tensor, z_adv: torch.Tensor) -> torch.Tensor:
+    """Per-example ‖z − z'‖₂ / ‖z‖₂ (Figure 5's embedding difference)."""
+    num = (z - z_adv).flatten(1).norm(dim=1)
+    return num / z.flatten(1).norm(dim=1).clamp_min(1e-30)
 
 
 def embedding_differences(
@@ -28,6 +57,11 @@ def embedding_differences(
     return out
 
 
+@register_analysis(
+    "embeddings",
+    help="embedding difference per layer (Fig. 5) and the hidden-embedding picture of one image (Fig. 4)",
+    order=20,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("embeddings")
     rows, curves = [], {}

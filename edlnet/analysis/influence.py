@@ -1,7 +1,7 @@
 """Theorem 4.2 of the Elastic DL paper on real data: single-step influence functions of the
 Vanilla, Robust and Elastic operators, checked by finite differences, and the same sensitivity
-measured by finite differences through the real layer for n_steps = 0, 1, …, K (open question 2
-of the notes: does the single-step picture hold for the unrolled iterations?).
+measured by finite differences through the real layer for n_steps = 0, 1, …, K (an open
+question the theorem leaves: does the single-step picture hold for the unrolled iterations?).
 
 Setting (per dictionary layer, float64). u is the layer's input inside the network for a clean
 image, u' its input for the attacked image, Δ − x := d = u' − u the contamination direction.
@@ -30,11 +30,16 @@ from torch import nn
 
 from ..layers.dict_conv import DictConv2d, dict_layers
 from ..models.capture import capture_layers
-from .context import AnalysisContext
+from ..tables import Table
+from .base import (
+    NEEDS_DICTIONARY_LAYERS,
+    AnalysisContext,
+    AnalysisResult,
+    has_dictionary_layers,
+    register_analysis,
+)
 from .layer_ops import configured, learned_beta, residual_operator
 from .plotting import new_figure
-from .result import AnalysisResult
-from .tables import Table
 
 MODES = ("vanilla", "robust", "elastic")
 
@@ -137,6 +142,13 @@ def influence(
     return single, multi
 
 
+@register_analysis(
+    "influence",
+    help="Theorem 4.2 influence functions and finite-difference sensitivity vs n_steps",
+    applies=has_dictionary_layers,
+    needs=NEEDS_DICTIONARY_LAYERS,
+    order=80,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("influence")
     s = ctx.settings

@@ -8,12 +8,17 @@ import torch
 from torch import nn
 
 from ..layers.dict_conv import dict_layers
-from .adversarial import add_noise
-from .context import AnalysisContext
+from ..tables import Table
+from .base import (
+    NEEDS_DICTIONARY_LAYERS,
+    AnalysisContext,
+    AnalysisResult,
+    has_dictionary_layers,
+    register_analysis,
+)
 from .layer_ops import configured
+from .noise import add_noise
 from .plotting import new_figure
-from .result import AnalysisResult
-from .tables import Table
 
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -44,6 +49,13 @@ def sweep(
     return rows
 
 
+@register_analysis(
+    "lambda-sweep",
+    help="accuracy under noise vs test-time lambda",
+    applies=has_dictionary_layers,
+    needs=NEEDS_DICTIONARY_LAYERS,
+    order=60,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("lambda_sweep")
     s = ctx.settings

@@ -7,10 +7,9 @@ from __future__ import annotations
 import torch
 
 from ..attacks import parse_eps
-from .context import AnalysisContext
+from ..tables import Table
+from .base import AnalysisContext, AnalysisResult, register_analysis
 from .plotting import image_hwc, new_figure
-from .result import AnalysisResult
-from .tables import Table
 
 N_SHOW = 4  # images pictured per model
 
@@ -33,6 +32,7 @@ def perturbation_stats(delta: torch.Tensor, eps: float) -> dict[str, float]:
     }
 
 
+@register_analysis("perturbations", help="the PGD perturbation on each model (Fig. 7)", order=30)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("perturbations")
     eps = parse_eps(ctx.settings.eps)[1]

@@ -15,14 +15,18 @@ import math
 import torch
 from torch import nn
 
-from .context import AnalysisContext
+from ..tables import Table
+from .base import AnalysisContext, AnalysisResult, register_analysis
 from .plotting import depth_colors, new_figure
-from .result import AnalysisResult
-from .tables import Table
 
 
 def is_pursuit(model: nn.Module) -> bool:
     return hasattr(model, "global_gram") and hasattr(model, "reconstruction_errors")
+
+
+def any_pursuit(ctx: AnalysisContext) -> bool:
+    """A pursuit network is among the models (the target or a ``--compare`` one)."""
+    return any(is_pursuit(s.model) for s in ctx.sources)
 
 
 def frame_metrics(gram: torch.Tensor, signal_dim: int) -> dict[str, float]:
@@ -59,6 +63,13 @@ def pursuit_metrics(
     return errors, frame_metrics(gram, dictionary.shape[0])
 
 
+@register_analysis(
+    "pursuit",
+    help="deep pursuit reconstruction error per iteration, frame potential, mutual coherence (Figs. 8-10)",
+    applies=any_pursuit,
+    needs="a pursuit network among the models (e.g. model=deep_pursuit_residual)",
+    order=90,
+)
 def run(ctx: AnalysisContext) -> AnalysisResult:
     result = AnalysisResult("pursuit")
     rec_rows, frame_rows, curves = [], [], {}

@@ -1,5 +1,6 @@
-"""Reading a training run folder: per-epoch metrics, the two-stage switch, evaluation results
-and the analysis index. Everything the report shows comes through here, from the files."""
+"""Reading a training run folder: what marks one, its config, per-epoch metrics, the two-stage
+switch, evaluation results and the analysis index. The analyses that read run files (curves, β)
+and everything ``edlnet report`` shows come through here, from the files."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..records import read_jsonl
 
+RUN_MARKERS = ("metrics.jsonl", "config.yaml")  # files `edlnet train` writes into a run folder
 ANALYSIS_DIR = "analysis"
 INDEX = "index.json"
+
+
+def run_config(run_dir: Path | None) -> dict[str, Any]:
+    """The run's resolved config (``config.yaml``), or ``{}``."""
+    if run_dir is None or not (run_dir / "config.yaml").exists():
+        return {}
+    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
 
 
 def metrics(run_dir: str | Path) -> list[dict[str, Any]]:

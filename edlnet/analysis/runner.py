@@ -4,93 +4,17 @@ PNGs and tables into ``<run>/analysis/<analysis>/`` with an ``index.json`` for t
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from ..records import environment, timestamp, write_json
-from . import (
-    betas,
-    convergence,
-    curves,
-    embeddings,
-    influence,
-    lambda_sweep,
-    noise_recovery,
-    perturbations,
-    pursuit_metrics,
-)
-from .context import AnalysisContext, Settings
+from ..tables import write_table
+from .base import ANALYSES, AnalysisContext, AnalysisResult, Settings, analysis_names
 from .plotting import save_figure
-from .result import AnalysisResult
 from .run_files import ANALYSIS_DIR, INDEX, analysis_index
 from .sources import load_source, sample_images, unique_labels
-from .tables import write_table
-
-
-@dataclass(frozen=True)
-class Analysis:
-    run: Callable[[AnalysisContext], AnalysisResult]
-    help: str
-    applies: Callable[[AnalysisContext], bool]
-    needs: str = ""  # what ``applies`` checks, said to the user when it fails
-
-
-def _has_dict(ctx: AnalysisContext) -> bool:
-    from ..layers.dict_conv import dict_layers
-
-    return bool(dict_layers(ctx.target.model))
-
-
-def _any_pursuit(ctx: AnalysisContext) -> bool:
-    return any(pursuit_metrics.is_pursuit(s.model) for s in ctx.sources)
-
-
-DICT = "dictionary layers in the model (train with dl=vanilla|elastic)"
-ANALYSES: dict[str, Analysis] = {
-    "convergence": Analysis(
-        convergence.run,
-        "RISTA objective and terms per step, per layer, clean and attacked (Fig. 6)",
-        _has_dict,
-        DICT,
-    ),
-    "embeddings": Analysis(
-        embeddings.run,
-        "embedding difference per layer (Fig. 5) and the hidden-embedding picture of one image (Fig. 4)",
-        lambda ctx: True,
-    ),
-    "perturbations": Analysis(
-        perturbations.run, "the PGD perturbation on each model (Fig. 7)", lambda ctx: True
-    ),
-    "noise-recovery": Analysis(
-        noise_recovery.run,
-        "recovered vs random/transferred/adaptive noise in l1/l2/linf (Table 12)",
-        _has_dict,
-        DICT,
-    ),
-    "betas": Analysis(betas.run, "beta per layer over epochs and at the end", _has_dict, DICT),
-    "lambda-sweep": Analysis(lambda_sweep.run, "accuracy under noise vs test-time lambda", _has_dict, DICT),
-    "curves": Analysis(
-        curves.run,
-        "training curves with the Vanilla->Elastic switch (Figs. 2, 12-14)",
-        lambda ctx: ctx.target.run_dir is not None,
-        "a run folder with metrics.jsonl (not a bare checkpoint)",
-    ),
-    "influence": Analysis(
-        influence.run,
-        "Theorem 4.2 influence functions and finite-difference sensitivity vs n_steps",
-        _has_dict,
-        DICT,
-    ),
-    "pursuit": Analysis(
-        pursuit_metrics.run,
-        "deep pursuit reconstruction error per iteration, frame potential, mutual coherence (Figs. 8-10)",
-        _any_pursuit,
-        "a pursuit network among the models (e.g. model=deep_pursuit_residual)",
-    ),
-}
 
 
 def default_out_dir(target: Path, source_run: Path | None, checkpoint: Path) -> Path:
@@ -120,20 +44,20 @@ def build_context(
 
 def resolve_names(what: Sequence[str], ctx: AnalysisContext) -> tuple[list[str], list[str]]:
     """The analyses to run and the ones ``all`` skipped as not applicable."""
-    unknown = [w for w in what if w != "all" and w not in ANALYSES]
+    known = analysis_names()
+    unknown = [w for w in what if w != "all" and w not in known]
     if unknown:
-        raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ANALYSES)} or all")
+        raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(known)} or all")
     if "all" not in what:
         names = list(dict.fromkeys(what))
         # Refuse before anything is computed or written, naming what is missing.
         for name in names:
-            if not ANALYSES[name].applies(ctx):
-                raise ValueError(
-                    f"{name} does not apply to {ctx.target.label}: it needs {ANALYSES[name].needs}"
-                )
+            analysis = ANALYSES.get(name)
+            if not analysis.applies(ctx):
+                raise ValueError(f"{name} does not apply to {ctx.target.label}: it needs {analysis.needs}")
         return names, []
-    names = [n for n, a in ANALYSES.items() if a.applies(ctx)]
-    return names, [n for n in ANALYSES if n not in names]
+    names = [n for n in known if ANALYSES.get(n).applies(ctx)]
+    return names, [n for n in known if n not in names]
 
 
 def write_result(result: AnalysisResult, folder: Path) -> dict:
@@ -162,14 +86,15 @@ def analyze(
     for name in names:
         if log:
             print(f"analyze: {name} ...", file=sys.stderr, flush=True)
+        analysis = ANALYSES.get(name)
         torch.manual_seed(ctx.settings.seed)
-        result = ANALYSES[name].run(ctx)
+        result = analysis.run(ctx)
         results[name] = result
         entry = write_result(result, ctx.out_dir / result.name)
         entry.update(
             {
                 "what": name,
-                "help": ANALYSES[name].help,
+                "help": analysis.help,
                 "written": timestamp(),
                 "target": ctx.target.label,
                 "checkpoint": str(ctx.target.checkpoint),

@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from ..checkpoint import CheckpointError, load, read_meta, resolve_checkpoint
 from ..layers.dict_conv import dict_layers
-
-RUN_MARKERS = ("metrics.jsonl", "config.yaml")
+from .run_files import RUN_MARKERS, run_config
 
 
 @dataclass
@@ -103,13 +101,6 @@ def unique_labels(sources: list[ModelSource]) -> None:
         seen[s.label] = n
         if n > 1:
             s.label = f"{s.label} #{n}"
-
-
-def run_config(run_dir: Path | None) -> dict[str, Any]:
-    """The run's resolved config (``config.yaml``), or ``{}``."""
-    if run_dir is None or not (run_dir / "config.yaml").exists():
-        return {}
-    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
 
 
 def sample_images(

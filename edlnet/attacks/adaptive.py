@@ -1,6 +1,6 @@
 """Adaptive evaluation of dictionary layers: attack under both reweighting-gradient policies.
 
-Neither backward pass is safe alone (DESIGN.md, measured facts): exact gradients through the
+Neither backward pass is safe alone (docs/attacks.md): exact gradients through the
 reweighting w can explode, detached ones can point the wrong way. So a gradient attack is run
 once per policy and each example keeps the worst case: it counts as robust only if it
 survives both runs.

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from . import _reference
 from .base import Attack, EpsLike
+from .registry import register_attack
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 REFERENCE_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
@@ -22,6 +23,7 @@ _ACCURACY_LINE = re.compile(r"robust accuracy after ([\w-]+): ([\d.]+)%")
 _CLEAN_LINE = re.compile(r"initial accuracy: ([\d.]+)%")
 
 
+@register_attack
 class AutoAttack(Attack):
     """AutoAttack (Croce & Hein, "Reliable evaluation of adversarial robustness with an
     ensemble of diverse parameter-free attacks", ICML 2020), run by the reference code
@@ -49,6 +51,9 @@ class AutoAttack(Attack):
 
     name = "autoattack"
     norms = ("Linf", "L2", "L1")
+    suite_name = "autoattack"
+    follows_model_gradients = True
+    example_settings = ({"attacks": ["apgd-ce", "apgd-t"], "n_iter": 2, "n_classes": 10},)
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """The base class every attack builds on: budget, box, eval mode, fp32 and gradient policy.
 
-Conventions (see DESIGN.md): inputs are images in [0, 1] and the model normalizes them itself,
+Conventions: inputs are images in [0, 1] and the model normalizes them itself,
 so attacks never normalize; every eps is in pixel units and kept exactly (``8/255`` as a
 fraction and as a float); attacks run in fp32 with the model in eval mode and autocast off,
 and put every submodule's mode back afterwards; gradient attacks run under the requested
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterator
@@ -25,6 +26,9 @@ from edlnet.layers.gradient_policy import W_GRAD_POLICIES, w_grad_policy
 
 EpsLike = str | float | int | Fraction
 NORMS = ("Linf", "L2", "L1", "L0")
+# The budget of example attacks (:meth:`Attack.example`) per threat model of suites. L0 has
+# none: no library attack crafts L0 perturbations itself.
+EXAMPLE_EPS: dict[str, EpsLike] = {"Linf": "8/255", "L2": "1/2", "L1": 3}
 
 # A per-example gradient whose norm falls below this fraction of its norm at the attack's first
 # gradient evaluation counts as vanishing: the attack is then stepping on noise (sign of ~0), a
@@ -172,7 +176,8 @@ def input_gradients_only(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def attack_mode(model: nn.Module, w_grad: str | None, device_type: str = "cpu") -> Iterator[None]:
-    """Eval mode, gradients on, autocast off and the ``w_grad`` policy, all undone on exit.
+    """Eval mode, gradients on (for the input only: :func:`input_gradients_only`), autocast off
+    and the ``w_grad`` policy, all undone on exit.
 
     Each submodule's own ``training`` flag is restored, not just the root's, so a model that
     keeps, say, a frozen BatchNorm in eval inside a training model comes back unchanged.
@@ -205,12 +210,22 @@ class Attack(abc.ABC):
         w_grad: reweighting-gradient policy of the dictionary layers during the attack:
             ``"exact"``, ``"detached"`` or ``None`` (leave the model's own).
 
-    Subclasses implement ``_perturb(x, y) -> (x_adv, info)`` and ``_settings()``.
+    Subclasses implement ``_perturb(x, y) -> (x_adv, info)`` and ``_settings()``; those that
+    suites can name are registered (:func:`edlnet.attacks.registry.register_attack`).
     """
 
+    # The attack's name in its settings (and so in evaluation records).
     name: ClassVar[str] = "attack"
     norms: ClassVar[tuple[str, ...]] = ("Linf", "L2")
     minimal_norm: ClassVar[bool] = False
+    # Set by every registered attack (edlnet.attacks.registry): how suites name it, and whether
+    # it follows gradients of the evaluated model.
+    suite_name: ClassVar[str | None] = None
+    follows_model_gradients: ClassVar[bool] = False
+    # Small, fast settings of :meth:`example`, one dict per variant worth testing on its own
+    # (a different code path, e.g. SurrogatePGD's twins); the contract tests build every
+    # registered attack with each of them, in each of its norms.
+    example_settings: ClassVar[tuple[dict[str, Any], ...]] = ({},)
 
     def __init__(
         self, model: nn.Module, *, eps: EpsLike | None, norm: str, w_grad: str | None = None
@@ -228,6 +243,16 @@ class Attack(abc.ABC):
         self.eps: float | None
         self.eps_fraction, self.eps = parse_eps(eps) if eps is not None else (None, None)
         self._reset_grad_stats()
+
+    @classmethod
+    def example(cls, model: nn.Module, norm: str, variant: int = 0) -> Attack:
+        """A small, fast instance on ``model`` in ``norm``, for tests and examples: budget
+        ``EXAMPLE_EPS[norm]``, settings ``example_settings[variant]``. Attacks whose constructor
+        takes more than a model (Transfer: a source attack) override it."""
+        settings = dict(cls.example_settings[variant])
+        if "norm" in inspect.signature(cls.__init__).parameters:
+            settings["norm"] = norm  # single-norm attacks (CW, SparseFool) fix their own
+        return cls(model, eps=EXAMPLE_EPS[norm], **settings)
 
     def _reset_grad_stats(self) -> None:
         self._grad_stats = {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0}

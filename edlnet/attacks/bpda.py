@@ -19,6 +19,7 @@ from edlnet.layers.dict_conv import dict_layers
 
 from .base import EpsLike, attack_mode
 from .pgd import PGD
+from .registry import register_attack
 
 TWINS = ("conv", "smooth", "vanilla")
 
@@ -54,6 +55,7 @@ def make_twin(model: nn.Module, twin: str = "conv", smooth_eps: float = 1.0) -> 
     return clone.eval()
 
 
+@register_attack
 class SurrogatePGD(PGD):
     """PGD with BPDA-style surrogate gradients (Athalye, Carlini & Wagner, "Obfuscated Gradients
     Give a False Sense of Security: Circumventing Defenses to Adversarial Examples", ICML 2018,
@@ -82,6 +84,13 @@ class SurrogatePGD(PGD):
 
     name = "surrogate_pgd"
     norms = ("Linf", "L2")
+    suite_name = "surrogate-pgd"
+    follows_model_gradients = True
+    example_settings = (
+        {"twin": "conv", "steps": 3},
+        {"twin": "smooth", "steps": 3},
+        {"twin": "vanilla", "steps": 3},
+    )
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .base import Attack, EpsLike, parse_eps, robust_at
 from .losses import is_fooled
+from .registry import register_attack
 
 # Keeps atanh finite at pixels exactly 0 or 1.
 _TANH_SHRINK = 1 - 1e-6
@@ -17,6 +18,7 @@ _TANH_SHRINK = 1 - 1e-6
 _UNSET = 1e10
 
 
+@register_attack
 class CarliniWagnerL2(Attack):
     """Carlini & Wagner L2 attack ("Towards Evaluating the Robustness of Neural Networks",
     IEEE S&P 2017): minimize ``||x' - x||_2^2 + c * max(z_y - max_{j != y} z_j, -kappa)`` over
@@ -37,6 +39,9 @@ class CarliniWagnerL2(Attack):
 
     name = "cw-l2"
     norms = ("L2",)
+    suite_name = "cw-l2"
+    follows_model_gradients = True
+    example_settings = ({"steps": 5, "binary_search_steps": 2},)
     minimal_norm = True
 
     def __init__(

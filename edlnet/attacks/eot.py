@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .base import AttackResult, EpsLike, attack_mode
 from .pgd import PGD, _keep_best
+from .registry import register_attack
 
 
 def is_randomized(model: nn.Module, x: Tensor, n: int = 2) -> bool:
@@ -49,6 +50,7 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+@register_attack
 class EOTPGD(PGD):
     """PGD with Expectation over Transformation (Athalye, Carlini & Wagner, "Obfuscated
     Gradients Give a False Sense of Security", ICML 2018, Sec. 4.3; Athalye, Engstrom, Ilyas &
@@ -74,6 +76,9 @@ class EOTPGD(PGD):
 
     name = "eot_pgd"
     norms = ("Linf", "L2")
+    suite_name = "eot-pgd"
+    follows_model_gradients = True
+    example_settings = ({"steps": 3, "eot_samples": 2},)
 
     def __init__(
         self,

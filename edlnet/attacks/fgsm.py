@@ -8,8 +8,10 @@ from torch import Tensor, nn
 
 from .base import Attack, EpsLike, normalize_l2
 from .losses import get_loss
+from .registry import register_attack
 
 
+@register_attack
 class FGSM(Attack):
     """Fast Gradient Sign Method (Goodfellow et al., "Explaining and Harnessing Adversarial
     Examples", 2014).
@@ -22,6 +24,8 @@ class FGSM(Attack):
 
     name = "fgsm"
     norms = ("Linf", "L2")
+    suite_name = "fgsm"
+    follows_model_gradients = True
 
     def __init__(
         self,

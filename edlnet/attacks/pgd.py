@@ -9,14 +9,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .base import Attack, EpsLike, normalize_l2, parse_eps, project
+from .ascent import EVALUATION, Ball, ascend
+from .base import Attack, EpsLike, parse_eps
 from .losses import get_loss, is_fooled
+from .registry import register_attack
 
 # Madry et al.'s rule: a step of 2.5 * eps / steps lets the iterate travel 2.5 eps in total,
 # enough to cross the ball from any start point.
 STEP_FACTOR = Fraction(5, 2)
 
 
+@register_attack
 class PGD(Attack):
     """Projected Gradient Descent (Madry et al., "Towards Deep Learning Models Resistant to
     Adversarial Attacks", ICLR 2018), ``norm="Linf"`` (signed steps) or ``"L2"``
@@ -42,6 +45,9 @@ class PGD(Attack):
 
     name = "pgd"
     norms = ("Linf", "L2")
+    suite_name = "pgd"
+    follows_model_gradients = True
+    example_settings = ({"steps": 3, "restarts": 2}, {"steps": 3, "loss": "margin"})
 
     def __init__(
         self,
@@ -88,34 +94,34 @@ class PGD(Attack):
         best = x.clone()
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
         best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+        def visit(x_adv: Tensor, last: bool) -> Tensor | None:
+            # every iterate, the start and the last included, is scored; each example keeps its best
+            grad = None
+            if last:  # no step follows: no gradient needed
+                with torch.no_grad():
+                    logits = self.model(x_adv)
+                    loss = self._loss_fn(logits, y)
+            else:
+                logits, loss, grad = self._loss_and_grad(x_adv, y, self._loss_fn)
+            _keep_best(best, best_loss, best_fooled, x_adv, loss, is_fooled(logits, y))
+            return grad
+
         for restart in range(self.restarts):
-            x_adv = self._start(x, gen) if (self.random_start or restart > 0) else x.clone()
-            for step in range(self.steps + 1):
-                if step < self.steps:
-                    logits, loss, grad = self._loss_and_grad(x_adv, y, self._loss_fn)
-                else:  # score the last iterate; no gradient needed
-                    with torch.no_grad():
-                        logits = self.model(x_adv)
-                        loss = self._loss_fn(logits, y)
-                _keep_best(best, best_loss, best_fooled, x_adv, loss, is_fooled(logits, y))
-                if step < self.steps:
-                    x_adv = self._step(x, x_adv, grad)
+            start = self._start(x, gen) if (self.random_start or restart > 0) else x.clone()
+            ascend(_ball(self), x, start, alpha=self.alpha, steps=self.steps, visit=visit)
         return best, {"loss": best_loss}
 
     def _start(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        if self.norm == "Linf":
-            delta = (torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1) * self.eps
-        else:
-            direction = normalize_l2(torch.randn(x.shape, generator=gen, device=x.device))
-            dim = x[0].numel()
-            u = torch.rand(x.shape[0], generator=gen, device=x.device)
-            radius = self.eps * u.pow(1.0 / dim)  # uniform in the ball, not just on its shell
-            delta = direction * radius.view(-1, *([1] * (x.dim() - 1)))
-        return (x + delta).clamp(0.0, 1.0)
+        return _ball(self).uniform_start(x, gen)
 
     def _step(self, x: Tensor, x_adv: Tensor, grad: Tensor) -> Tensor:
-        direction = grad.sign() if self.norm == "Linf" else normalize_l2(grad)
-        return project(x, x_adv + self.alpha * direction, self.eps, self.norm)
+        return _ball(self).step(x, x_adv, grad, self.alpha)
+
+
+def _ball(attack: PGD) -> Ball:
+    """The attack's threat model with evaluation's numerics (see :mod:`edlnet.attacks.ascent`)."""
+    return Ball(attack.norm, attack.eps, EVALUATION)
 
 
 def _keep_best(

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from .base import Attack, EpsLike, normalize_l2, perturbation_norm
 from .losses import is_fooled
+from .registry import register_attack
 
 # DeepFool's minimum step, so an iterate sitting on the boundary still moves.
 _MIN_STEP = 1e-4
@@ -16,6 +17,7 @@ _MIN_STEP = 1e-4
 _BETA = 1e-3
 
 
+@register_attack
 class SparseFool(Attack):
     """SparseFool (Modas, Moosavi-Dezfooli & Frossard, "SparseFool: a few pixels make a big
     difference", CVPR 2019), an L1 minimal-perturbation attack inside the [0, 1] box.
@@ -39,6 +41,9 @@ class SparseFool(Attack):
 
     name = "sparsefool"
     norms = ("L1",)
+    suite_name = "sparsefool"
+    follows_model_gradients = True
+    example_settings = ({"max_iter": 3, "deepfool_max_iter": 5, "n_candidates": 3},)
     minimal_norm = True
 
     def __init__(

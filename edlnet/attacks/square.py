@@ -9,10 +9,12 @@ from torch import Tensor, nn
 
 from . import _reference
 from .base import Attack, EpsLike
+from .registry import register_attack
 
 SQUARE_LOSSES = ("margin", "ce")
 
 
+@register_attack
 class Square(Attack):
     """Square Attack (Andriushchenko, Croce, Flammarion & Hein, "Square Attack: a
     query-efficient black-box adversarial attack via random search", ECCV 2020), run by the
@@ -30,6 +32,9 @@ class Square(Attack):
 
     name = "square"
     norms = ("Linf", "L2", "L1")
+    suite_name = "square"
+    follows_model_gradients = False
+    example_settings = ({"n_queries": 10},)
 
     def __init__(
         self,

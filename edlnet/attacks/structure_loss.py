@@ -24,6 +24,7 @@ from edlnet.models.capture import capture_layers
 
 from .base import EpsLike, NotApplicable, attack_mode
 from .pgd import PGD
+from .registry import register_attack
 
 LAYER_CHOICES = ("first", "all")
 
@@ -65,6 +66,7 @@ def reweighting_layers(model: nn.Module) -> list[tuple[str, DictConv2d]]:
     return [(n, m) for n, m in dict_layers(model) if m.mode != "vanilla" and m.n_steps > 0]
 
 
+@register_attack
 class ResidualPGD(PGD):
     """PGD on cross-entropy plus a reweighting-saturation term (a structure-aware loss in the
     spirit of adaptive attacks, Tramèr, Carlini, Brendel & Madry, "On Adaptive Attacks to
@@ -104,6 +106,9 @@ class ResidualPGD(PGD):
 
     name = "residual_pgd"
     norms = ("Linf", "L2")
+    suite_name = "residual-pgd"
+    follows_model_gradients = True
+    example_settings = ({"steps": 3}, {"steps": 3, "layers": "all"})
 
     def __init__(
         self,

@@ -7,8 +7,12 @@ from typing import Any
 from torch import Tensor, nn
 
 from .base import Attack, AttackResult
+from .pgd import PGD
+from .registry import register_attack
+from .sparsefool import SparseFool
 
 
+@register_attack
 class Transfer(Attack):
     """Transfer (black-box) attack (Papernot et al., "Practical Black-Box Attacks against
     Machine Learning", AsiaCCS 2017): ``source`` is any attack built on a surrogate model
@@ -22,11 +26,22 @@ class Transfer(Attack):
 
     name = "transfer"
     norms = ("Linf", "L2", "L1", "L0")
+    suite_name = "transfer"
+    # It follows the surrogate's gradients, not the evaluated model's: the model's
+    # reweighting-gradient policy cannot change it.
+    follows_model_gradients = False
 
     def __init__(self, model: nn.Module, source: Attack) -> None:
         self.minimal_norm = source.minimal_norm  # a minimal-norm source may have no budget
         super().__init__(model, eps=source.eps_fraction, norm=source.norm, w_grad=None)
         self.source = source
+
+    @classmethod
+    def example(cls, model: nn.Module, norm: str, variant: int = 0) -> Transfer:
+        """Transfer of the example PGD (SparseFool in L1) crafted on ``model`` itself, which
+        stands in for the surrogate."""
+        source = SparseFool if norm == "L1" else PGD
+        return cls(model, source.example(model, norm))
 
     def _settings(self) -> dict[str, Any]:
         return {"source": self.source.settings(), "source_model": type(self.source.model).__name__}

@@ -12,7 +12,9 @@ Typical use::
 
 Readers accept the standard downloads (CIFAR-10/100 python pickles or their tarballs,
 Tiny-ImageNet, image folders, ``.npz``), decode once into a cache, and raise
-:class:`DatasetError` naming what was expected where.
+:class:`DatasetError` naming what was expected where. Every named dataset is one record of
+the dataset table, :data:`DATASETS` (:mod:`edlnet.data.table`): adding a dataset is a reader
+module plus one record there.
 """
 
 from .augment import crop_flip, cutout, cutout_at, flip_where, random_crop, random_flip, shift_crop
@@ -20,21 +22,27 @@ from .cache import default_cache_dir
 from .cifar import read_cifar10, read_cifar100
 from .cifar10_jpeg import CIFAR10_CLASSES, read_cifar10_jpeg
 from .dataset import ImageDataset
+from .detect import detect_format
+from .entry import DatasetEntry, Detection
 from .errors import DatasetError
 from .imagefolder import read_image_folder
-from .load import DATASET_NAMES, default_data_root, detect_format, load_dataset
+from .load import default_data_root, load_dataset
 from .loader import BatchIterator, to_float
 from .mixup import mixup, sample_beta
 from .npz import read_npz
 from .sample import load_cifar10_sample, sample_official_indices, sample_path
 from .split import validation_indices
+from .table import DATASET_NAMES, DATASETS, find_dataset
 from .tinyimagenet import read_tiny_imagenet
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "DATASETS",
     "DATASET_NAMES",
     "BatchIterator",
+    "DatasetEntry",
     "DatasetError",
+    "Detection",
     "ImageDataset",
     "crop_flip",
     "cutout",
@@ -42,6 +50,7 @@ __all__ = [
     "default_cache_dir",
     "default_data_root",
     "detect_format",
+    "find_dataset",
     "flip_where",
     "load_cifar10_sample",
     "load_dataset",

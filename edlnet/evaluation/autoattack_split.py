@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from edlnet.attacks import AutoAttack
 from edlnet.layers.gradient_policy import W_GRAD_POLICIES, has_w_grad_policy
 
-from .suites import Entry
+from .batch_result import BatchResult
+from .suite import Entry
 
 WHITE_BOX_PART = ("apgd-ce", "apgd-t", "fab-t")
 
@@ -46,9 +47,9 @@ def is_split_autoattack(entry: Entry) -> bool:
 
 
 def run_autoattack_split(
-    entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int], record: Any, seed: int
+    entry: Entry, model: nn.Module, x: Tensor, y: Tensor, todo: list[int], outcome: BatchResult, seed: int
 ) -> None:
-    """Fill ``record`` (a BatchRecord) for ``entry`` on the examples ``todo`` of the batch."""
+    """Fill ``outcome`` for ``entry`` on the examples ``todo`` of the batch."""
     settings = {k: v for k, v in entry.settings.items() if k != "version"}
     n_queries = settings.pop("n_queries", None)
     if entry.cascade:
@@ -65,7 +66,7 @@ def run_autoattack_split(
     n = x.shape[0]
     white = dict.fromkeys(todo, True)
     first_policy: dict[int, bool] = {}
-    record.settings = {
+    outcome.settings = {
         "white_box_part": list(WHITE_BOX_PART),
         "policies": [p or "model" for p in policies],
         "square": "once, on the examples the first policy's white-box part left robust",
@@ -83,21 +84,21 @@ def run_autoattack_split(
             **settings,
         )
         name = policy or "model"
-        record.settings[f"white_box:{name}"] = attack.settings()
+        outcome.settings[f"white_box:{name}"] = attack.settings()
         if run_on:
             result = attack.run(x[run_on], y[run_on])
             for pos, value in zip(run_on, result.robust.tolist()):
                 white[pos] = bool(value)
             if "grad_stats" in result.info:
-                record.grad_stats[name] = dict(result.info["grad_stats"])
-            record.flags.extend(f for f in result.info.get("flags", []) if f not in record.flags)
-            _note_invalid(record, result.info, name)
+                outcome.grad_stats[name] = dict(result.info["grad_stats"])
+            outcome.flags.extend(f for f in result.info.get("flags", []) if f not in outcome.flags)
+            _note_invalid(outcome, result.info, name)
         if k == 0:
             first_policy = dict(white)
-        column = list(record.robust)
+        column = list(outcome.robust)
         for i in todo:
             column[i] = white[i] if k > 0 else first_policy[i]
-        record.by_policy[name] = column
+        outcome.by_policy[name] = column
     square_on = [i for i in todo if first_policy.get(i)]
     square = AutoAttack(
         model,
@@ -109,22 +110,22 @@ def run_autoattack_split(
         n_queries=n_queries,
         **{k: v for k, v in settings.items() if k in ("batch_size", "n_classes")},
     )
-    record.settings["square"] = square.settings()
+    outcome.settings["square"] = square.settings()
     square_robust: dict[int, bool] = {}
     if square_on:
         result = square.run(x[square_on], y[square_on])
         square_robust = dict(zip(square_on, (bool(v) for v in result.robust.tolist())))
-        _note_invalid(record, result.info, "square")
-    record.values["white_box"] = [white[i] if i in white else record.robust[i] for i in range(n)]
-    record.values["square"] = [square_robust.get(i) for i in range(n)]
-    record.values["aa_standard"] = [
-        (first_policy[i] and square_robust.get(i, True)) if i in first_policy else record.robust[i]
+        _note_invalid(outcome, result.info, "square")
+    outcome.values["white_box"] = [white[i] if i in white else outcome.robust[i] for i in range(n)]
+    outcome.values["square"] = [square_robust.get(i) for i in range(n)]
+    outcome.values["aa_standard"] = [
+        (first_policy[i] and square_robust.get(i, True)) if i in first_policy else outcome.robust[i]
         for i in range(n)
     ]
     for i in todo:
-        record.robust[i] = white[i] and square_robust.get(i, True)
+        outcome.robust[i] = white[i] and square_robust.get(i, True)
 
 
-def _note_invalid(record: Any, info: dict[str, Any], part: str) -> None:
+def _note_invalid(outcome: BatchResult, info: dict[str, Any], part: str) -> None:
     for key, count in info.get("invalid_points", {}).items():
-        record.flags.append(f"{part}: {count} {key.replace('_', ' ')} (never counted as a break)")
+        outcome.flags.append(f"{part}: {count} {key.replace('_', ' ')} (never counted as a break)")

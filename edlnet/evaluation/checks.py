@@ -1,11 +1,12 @@
-"""Gradient-masking checks that run with every suite.
+"""Gradient-masking checks that run with every suite: their verdicts on the merged results.
 
 A model whose gradients are hidden (zero, vanishing, exploding, noisy, randomized, or a wrong
 surrogate backward pass through the reweighting) makes gradient attacks fail and looks robust
 without being robust. Each check detects one such pattern; docs/checks.md has one section per
 check (what it detects, its threshold and why, what to do when it fails) and every failing
 check's message points to it. Options come from the suite file's ``checks:`` section over
-``DEFAULTS`` (``false`` turns a check off). Each check returns ``{"name", "status", "passed",
+``DEFAULTS``, and the attacks they compare with the suite's are added as entries, by
+:mod:`edlnet.evaluation.check_plan`. Each check returns ``{"name", "status", "passed",
 "detail", "doc"}`` with ``status`` one of ``passed``, ``failed``, ``skipped`` (it applies but
 could not run) or ``not applicable`` (the suite holds nothing it is about), and ``passed``
 True, False or None to match; a skipped check is never counted as passed.
@@ -48,41 +49,13 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from edlnet.attacks import parse_eps
-
-from .autoattack_split import is_split_autoattack
-from .shard import EntryResult
-from .suites import Entry, Suite, SuiteError, validate_attack_entry
+from .check_plan import EOT, LARGE_EPS, MORE_STEPS, PROBE, SQUARE, TRANSFER
+from .merge import EntryResult
+from .suite import Entry, Suite
 from .worst_case import counted_entries
-
-PROBE = "check/gradients"
-LARGE_EPS = "check/large-eps"
-MORE_STEPS = "check/more-steps"
-EOT = "check/eot-pgd"
-FGSM = "check/fgsm"
-SQUARE = "check/square"
-TRANSFER = "check/transfer"
 
 DOC = "docs/checks.md"
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "large_eps": {"norm": "Linf", "eps": "64/255", "steps": 20, "max_accuracy": 0.02, "limit": 500},
-    "more_steps": {"base": None, "steps": None, "restarts": 2, "tolerance": 0.005, "limit": 500},
-    "single_step": {"tolerance": 0.005},
-    "black_box": {"n_queries": 1000, "tolerance": 0.002, "limit": 500},
-    "transfer": {"steps": 20, "tolerance": 0.002, "limit": 500},
-    "gradients": {
-        "n_probe": 64,
-        "h": 1e-3,
-        "max_bad_fraction": 0.01,
-        "min_agreement": 0.9,
-        "vanishing_fraction": 1e-3,
-        "pgd_steps": 5,
-    },
-    "budget_monotone": {"tolerance": 0.005},
-    "deterministic": {"eot_samples": 8, "steps": 20},
-    "autoattack_flags": {},
-}
 CHECK_NAMES = (
     "large_eps",
     "more_steps",
@@ -97,219 +70,6 @@ CHECK_NAMES = (
 )
 # Attacks whose gradients are a surrogate's, not the evaluated model's.
 SURROGATE_GRADIENTS = ("surrogate-pgd", "transfer")
-# Square below this many queries is too weak to tell masking apart from a weak attack.
-MIN_SQUARE_QUERIES = 1000
-
-
-def resolve_check_options(suite: Suite, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check options of ``suite``: defaults overridden by the file, references resolved."""
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise SuiteError(f"{where}: unknown checks {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    out: dict[str, Any] = {}
-    for name, defaults in DEFAULTS.items():
-        given = raw.get(name, {})
-        if given is False or (given is None and name in raw):
-            out[name] = {"enabled": False, "reason": "turned off in the suite file"}
-            continue
-        if given is True:
-            given = {}
-        if not isinstance(given, Mapping):
-            raise SuiteError(f"{where}: checks.{name} must be a mapping of options or false")
-        if given.get("enabled", True) is False:  # {enabled: false, reason: "..."}
-            out[name] = {"enabled": False, "reason": str(given.get("reason", "turned off in the suite file"))}
-            continue
-        given = {k: v for k, v in given.items() if k not in ("enabled", "reason")}
-        bad = set(given) - set(defaults)
-        if bad:
-            raise SuiteError(
-                f"{where}: checks.{name} has no options {sorted(bad)}; its options are {sorted(defaults)}"
-            )
-        out[name] = {**defaults, **given, "enabled": True}
-    _resolve_references(suite, out, where)
-    for entry in check_entries(suite, out, has_surrogate=True, randomized=True):
-        if entry.kind == "attack":
-            validate_attack_entry(entry, f"{where}, checks")
-    return out
-
-
-def _resolve_references(suite: Suite, opts: dict[str, Any], where: str) -> None:
-    large = opts["large_eps"]
-    if large["enabled"]:
-        try:
-            parse_eps(large["eps"])
-        except ValueError as e:
-            raise SuiteError(f"{where}: checks.large_eps: {e}") from None
-    main = suite.main
-    for name in ("more_steps", "black_box", "transfer", "single_step"):
-        if opts[name]["enabled"] and main is None:
-            opts[name] = {"enabled": False, "reason": "the suite has no main budget to compare at"}
-    black = opts["black_box"]
-    if black["enabled"] and int(black["n_queries"]) < MIN_SQUARE_QUERIES:
-        raise SuiteError(
-            f"{where}: checks.black_box.n_queries must be >= {MIN_SQUARE_QUERIES} "
-            f"(got {black['n_queries']}): a weaker Square cannot tell masking from "
-            "a weak attack"
-        )
-    more = opts["more_steps"]
-    if more["enabled"]:
-        if more["base"] is None:
-            base = next(
-                (e for e in suite.entries if e.kind == "attack" and e.attack == "pgd" and e.budget == main),
-                None,
-            )
-            if base is None:
-                opts["more_steps"] = {
-                    "enabled": False,
-                    "reason": "the suite has no PGD entry at its main budget",
-                }
-            else:
-                more["base"] = base.name
-        else:
-            base = suite.entry(more["base"])
-            if base.attack != "pgd":
-                raise SuiteError(
-                    f"{where}: checks.more_steps.base must name a PGD entry, {base.name!r} is {base.attack}"
-                )
-
-
-def check_entries(
-    suite: Suite,
-    options: Mapping[str, Any] | None = None,
-    has_surrogate: bool = False,
-    randomized: bool = False,
-) -> list[Entry]:
-    """The extra entries the checks need (run after the suite's own, with role "check").
-
-    The attacks that compare with the suite's run cascaded: only on the examples every earlier
-    white-box attack inside the main budget left robust, so what they break is what the suite
-    missed. ``randomized`` adds the EOT attack for a model whose outputs are not deterministic.
-    """
-    opts = options if options is not None else suite.checks
-    out: list[Entry] = []
-    main = suite.main
-    grads = opts["gradients"]
-    if grads["enabled"]:
-        probe = {
-            "h": float(grads["h"]),
-            "pgd_steps": int(grads["pgd_steps"]),
-            "vanishing_fraction": float(grads["vanishing_fraction"]),
-        }
-        if main is not None:
-            probe.update(norm=main.norm, eps=str(main.eps))
-        out.append(Entry(name=PROBE, kind="probe", settings=probe, role="check", limit=int(grads["n_probe"])))
-    det = opts["deterministic"]
-    if det["enabled"] and randomized and main is not None:
-        # Under the true gradient only: EOTPGD judges by majority vote over its samples, which a
-        # per-policy wrapper would replace by a single random pass.
-        out.append(
-            Entry(
-                name=EOT,
-                kind="attack",
-                attack="eot-pgd",
-                norm=main.norm,
-                eps=main.eps,
-                w_grad="exact",
-                role="check",
-                settings={"steps": int(det["steps"]), "eot_samples": int(det["eot_samples"])},
-            )
-        )
-    large = opts["large_eps"]
-    if large["enabled"]:
-        out.append(
-            Entry(
-                name=LARGE_EPS,
-                kind="attack",
-                attack="pgd",
-                norm=large["norm"],
-                eps=parse_eps(large["eps"])[0],
-                w_grad="both",
-                role="check",
-                settings={"steps": int(large["steps"]), "random_start": False},
-                limit=large["limit"],
-            )
-        )
-    more = opts["more_steps"]
-    if more["enabled"]:
-        base = suite.entry(more["base"])
-        base_steps = int(base.settings.get("steps", 20))
-        # "More" is never fewer than the base's own steps and restarts.
-        steps = max(int(more["steps"] or 4 * base_steps), base_steps)
-        restarts = max(int(more["restarts"]), int(base.settings.get("restarts", 1)))
-        out.append(
-            Entry(
-                name=MORE_STEPS,
-                kind="attack",
-                attack="pgd",
-                norm=base.norm,
-                eps=base.eps,
-                w_grad=base.w_grad,
-                role="check",
-                limit=more["limit"],
-                settings={**base.settings, "steps": steps, "restarts": restarts},
-                cascade=True,
-            )
-        )
-    transfer = opts["transfer"]
-    if transfer["enabled"] and has_surrogate:
-        out.append(
-            Entry(
-                name=TRANSFER,
-                kind="attack",
-                attack="transfer",
-                norm=main.norm,
-                eps=main.eps,
-                role="check",
-                limit=transfer["limit"],
-                settings={"source": "pgd", "steps": int(transfer["steps"])},
-                cascade=True,
-            )
-        )
-    black = opts["black_box"]
-    # AutoAttack standard at the main budget already runs Square (5,000 queries) on the examples
-    # its white-box part left robust; a second, weaker Square would only repeat it.
-    # Only a full-strength one stands in: an entry whose n_queries is lowered below the minimum
-    # (a quick run) does not (unset: the reference's 5,000).
-    has_square = any(
-        is_split_autoattack(e)
-        and e.budget == main
-        and int(e.settings.get("n_queries", 5000)) >= MIN_SQUARE_QUERIES
-        for e in suite.entries
-    )
-    if black["enabled"] and not has_square:
-        out.append(
-            Entry(
-                name=SQUARE,
-                kind="attack",
-                attack="square",
-                norm=main.norm,
-                eps=main.eps,
-                role="check",
-                limit=black["limit"],
-                settings={"n_queries": int(black["n_queries"])},
-                cascade=True,
-            )
-        )
-    # Last, so that no cascaded check attack skips what it breaks: the single-step check needs
-    # FGSM at the main budget and adds it when the suite has none.
-    single = opts["single_step"]
-    if (
-        single["enabled"]
-        and main is not None
-        and not any(e.attack == "fgsm" and e.budget == main for e in suite.entries)
-    ):
-        out.append(
-            Entry(
-                name=FGSM,
-                kind="attack",
-                attack="fgsm",
-                norm=main.norm,
-                eps=main.eps,
-                w_grad="both",
-                role="check",
-            )
-        )
-    return out
 
 
 def run_checks(
@@ -406,7 +166,7 @@ def _white_box_entries(
     return [
         merged[e.name]
         for e in entries
-        if e.gradient and e.name not in exclude and (role is None or e.role == role)
+        if e.follows_model_gradients and e.name not in exclude and (role is None or e.role == role)
     ]
 
 
@@ -621,7 +381,7 @@ def _input_gradients(opts: Mapping[str, Any], merged: Mapping[str, EntryResult])
     worst_entry: dict[str, tuple[float, str]] = {}
     for result in merged.values():
         # A surrogate's or a transfer source's gradients are not the model's.
-        if result.entry.gradient and result.entry.attack not in SURROGATE_GRADIENTS:
+        if result.entry.follows_model_gradients and result.entry.attack not in SURROGATE_GRADIENTS:
             for policy, s in result.grad_stats.items():
                 total = stats.setdefault(
                     policy, {"evaluations": 0, "nonfinite": 0, "zero": 0, "vanishing": 0}
@@ -871,12 +631,4 @@ def checks_passed(checks: list[dict[str, Any]]) -> bool | None:
     return None
 
 
-__all__ = [
-    "CHECK_NAMES",
-    "DEFAULTS",
-    "check_entries",
-    "checks_passed",
-    "checks_summary",
-    "resolve_check_options",
-    "run_checks",
-]
+__all__ = ["CHECK_NAMES", "checks_passed", "checks_summary", "run_checks"]

@@ -17,7 +17,7 @@ from ..cli import command
 
 @command("eval", "measure clean and robust accuracy with a suite of attacks and gradient-masking checks")
 def _eval(p: argparse.ArgumentParser):
-    from .suites import list_suites
+    from .suite_parser import list_suites
 
     p.add_argument(
         "path",
@@ -119,7 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from .report import markdown
     from .runner import evaluate
-    from .suites import load_suite
+    from .suite_parser import load_suite
 
     suite = load_suite(args.suite)
     path = Path(args.path)

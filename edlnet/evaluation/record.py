@@ -16,10 +16,11 @@ from edlnet.layers.gradient_policy import has_w_grad_policy
 from edlnet.models.registry import SPEC_ATTR
 from edlnet.records import environment, timestamp
 
-from .checks import PROBE, checks_passed, checks_summary, run_checks
-from .entries import SEED_STRIDE
-from .shard import EntryResult
-from .suites import Budget, Entry, Suite
+from .batches import SEED_STRIDE
+from .check_plan import PROBE
+from .checks import checks_passed, checks_summary, run_checks
+from .merge import EntryResult
+from .suite import Budget, Entry, Suite
 from .worst_case import budgets_of, counted_entries, worst_case_flags
 
 WORST_CASE_RULE = (

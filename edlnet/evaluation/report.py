@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from .suites import eps_text
+from .suite import eps_text
 
 _VERDICT = {"passed": "PASS", "failed": "**FAIL**", "skipped": "skipped", "not applicable": "n/a"}
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from edlnet.attacks import parse_eps
 
 from .runner import evaluate
-from .suites import eps_text
+from .suite import eps_text
 
 THREAT_MODELS = {"Linf": "8/255", "L2": "0.5"}
 

@@ -1,4 +1,9 @@
-"""``evaluate``: clean and robust accuracy under a suite, with the gradient-masking checks."""
+"""``evaluate``: clean and robust accuracy under a suite, with the gradient-masking checks.
+
+It runs the stages of :mod:`edlnet.evaluation` in order: read the suite, add the clean entry
+and the checks' entries, run this rank's share of (entry, batch) pairs, merge every rank's
+batch results, judge (checks, worst case) into the record, and write the record and report.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from edlnet.checkpoint import atomic_write
-from edlnet.records import write_json, write_yaml
+from edlnet.records import atomic_write, write_json, write_yaml
 
-from .checks import check_entries
+from .check_plan import check_entries
+from .merge import merge_batch_results
 from .record import build_record
 from .report import markdown
-from .shard import gather_records, merge_records, run_shard
+from .shard import gather_batch_results, run_shard
 from .store import PartialStore, ResumeError, model_digest, tensor_digest
-from .suites import Entry, Suite, load_suite
+from .suite import Entry, Suite
+from .suite_parser import load_suite
 
 DEFAULT_BATCH_SIZE = 100
 CLEAN = Entry(name="clean", kind="clean")
@@ -105,7 +111,7 @@ def evaluate(
             "surrogate": model_digest(surrogate),
         }
         _prepare_store(store, fingerprint, restart, rank, world)
-    records = run_shard(
+    results = run_shard(
         model,
         x,
         y,
@@ -119,7 +125,7 @@ def evaluate(
         log=log,
         deadline=deadline,
     )
-    merged = merge_records(gather_records(records, world), entries, n, batch_size)
+    merged = merge_batch_results(gather_batch_results(results, world), entries, n, batch_size)
     record = build_record(
         suite,
         entries,

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from edlnet.records import append_jsonl, write_json
 
-from .entries import BatchRecord
+from .batch_result import BatchResult
 
 PARTIAL = "partial"
 FINGERPRINT = "fingerprint.json"
@@ -94,26 +94,26 @@ class PartialStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json(path, expected)
 
-    def load(self) -> dict[tuple[str, int], BatchRecord]:
+    def load(self) -> dict[tuple[str, int], BatchResult]:
         """Every finished batch on disk, from any rank of any earlier run."""
-        done: dict[tuple[str, int], BatchRecord] = {}
+        done: dict[tuple[str, int], BatchResult] = {}
         if not self.dir.exists():
             return done
         for path in sorted(self.dir.glob("*.rank*.jsonl")):
-            for record in _read_lines(path.read_text().splitlines()):
-                done[(record.entry, record.batch)] = record
+            for result in _read_lines(path.read_text().splitlines()):
+                done[(result.entry_name, result.batch)] = result
         return done
 
-    def add(self, record: BatchRecord) -> None:
-        append_jsonl(self.dir / f"{slug(record.entry)}.rank{self.rank}.jsonl", record.to_json())
+    def add(self, result: BatchResult) -> None:
+        append_jsonl(self.dir / f"{slug(result.entry_name)}.rank{self.rank}.jsonl", result.to_json())
 
 
-def _read_lines(lines: Iterable[str]) -> Iterable[BatchRecord]:
+def _read_lines(lines: Iterable[str]) -> Iterable[BatchResult]:
     for line in lines:
         if not line.strip():
             continue
         try:
-            yield BatchRecord.from_json(json.loads(line))
+            yield BatchResult.from_json(json.loads(line))
         except (json.JSONDecodeError, TypeError):
             # A line cut short by an interruption: that batch simply runs again.
             continue

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .suites import Budget, Entry
+from .suite import Budget, Entry
 
 
 def counted_entries(entries: Iterable[Entry], budget: Budget) -> list[Entry]:

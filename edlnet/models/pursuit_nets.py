@@ -16,7 +16,7 @@ All models take images in [0, 1] (normalization is their first module) and are b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -138,37 +138,34 @@ class PursuitNet(Classifier):
         return normalized_gram(self.global_dictionary(input_size))
 
 
-def _own_dictionaries(fn: Callable[..., PursuitNet]) -> Callable[..., PursuitNet]:
-    # create_model then hands dictionary options (lam, beta, nonneg) to the entry function
-    # instead of converting nn.Conv2d modules, which these models do not have.
-    fn.builds_own_dictionaries = True
-    return fn
+# Narrow stages keep every layer at a size the contract tests build quickly.
+SMALL = {"widths": (4, 8, 8)}
+
+# The entries below build their own dictionaries (builds_own_dictionaries=True): create_model
+# hands dictionary options (lam, beta, nonneg) to them instead of converting nn.Conv2d modules,
+# which these models do not have.
 
 
-@_own_dictionaries
-@register_model
+@register_model(builds_own_dictionaries=True, small_options=SMALL)
 def layered_thresholding_pursuit(num_classes: int = 10, residual: bool = False, **kw: Any) -> PursuitNet:
     """L-TP: the feed-forward conv–BN–ReLU network read as layered thresholding pursuit
     (Eq. 4); ``residual=True`` is its skip-connected counterpart (Figure 5)."""
     return PursuitNet(num_classes, method="thresholding", residual=residual, n_iters=0, **kw)
 
 
-@_own_dictionaries
-@register_model
+@register_model(builds_own_dictionaries=True, small_options=SMALL)
 def layered_basis_pursuit(num_classes: int = 10, **kw: Any) -> PursuitNet:
     """L-BP (Algorithm 1, [17]): ``n_iters`` local non-negative ISTA steps per layer."""
     return PursuitNet(num_classes, method="layered", residual=False, **kw)
 
 
-@_own_dictionaries
-@register_model
+@register_model(builds_own_dictionaries=True, small_options=SMALL)
 def deep_pursuit(num_classes: int = 10, **kw: Any) -> PursuitNet:
     """DP (Algorithm 2): ``n_iters`` global block-coordinate sweeps over a chain network."""
     return PursuitNet(num_classes, method="deep", residual=False, **kw)
 
 
-@_own_dictionaries
-@register_model
+@register_model(builds_own_dictionaries=True, small_options=SMALL)
 def deep_pursuit_residual(num_classes: int = 10, **kw: Any) -> PursuitNet:
     """DP-res (Section 3.4): deep pursuit over the residual network's global dictionary."""
     return PursuitNet(num_classes, method="deep", residual=True, **kw)

@@ -1,5 +1,11 @@
 """Model registry and factory: thin entry functions registered by name (as in timm).
 
+An entry function ``fn(num_classes=10, **options) -> nn.Module`` builds the plain network;
+``@register_model(input_size=(3, 64, 64), ...)`` records it under its own name together with
+what the rest of the library needs to know about it (:class:`ModelEntry`). The registry imports
+the model modules on first lookup (``importlib``, see :class:`edlnet.registry.Registry`), so
+the model modules import this one and nothing here imports them back.
+
 ``create_model(name, num_classes, dl=None, dl_layers=None, **dl_options)`` builds the plain
 network, then converts its convolutions to dictionary layers (all of them, or the first
 ``dl_layers`` in module order). The name and arguments are recorded on the model so that
@@ -8,32 +14,106 @@ network, then converts its convolutions to dictionary layers (all of them, or th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
 
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from ..layers.dict_conv import DictConv2d
+from ..registry import Registry
+from .convert import convert
+
 SPEC_ATTR = "_edlnet_spec"
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: register an entry function under its own name."""
-    if fn.__name__ in _REGISTRY:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _REGISTRY[fn.__name__] = fn
-    return fn
+CIFAR_INPUT = (3, 32, 32)
+
+EntryFn = TypeVar("EntryFn", bound=Callable[..., nn.Module])
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model.
+
+    Attributes:
+        name: the registered name (the entry function's name).
+        build: the entry function, ``build(num_classes=..., **options)``.
+        input_size: ``(channels, height, width)`` of the images the model is built for.
+        builds_own_dictionaries: the model's layers are already sparse-coding layers (pursuit
+            networks): ``create_model`` hands dictionary options (``lam``, ``beta``, ...) to the
+            entry function instead of converting ``nn.Conv2d`` modules, and refuses ``dl``.
+        small_options: options that build the cheapest instance of the architecture, for the
+            contract tests and quick checks (e.g. ``{"width": 4}``).
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    input_size: tuple[int, int, int] = CIFAR_INPUT
+    builds_own_dictionaries: bool = False
+    small_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Every module of edlnet.models is imported on the first lookup: a new model file is found by
+# being in the package.
+MODELS: Registry[ModelEntry] = Registry("model", package="edlnet.models")
+
+
+@overload
+def register_model(fn: EntryFn, /) -> EntryFn: ...
+
+
+@overload
+def register_model(
+    *,
+    input_size: tuple[int, int, int] = CIFAR_INPUT,
+    builds_own_dictionaries: bool = False,
+    small_options: Mapping[str, Any] | None = None,
+) -> Callable[[EntryFn], EntryFn]: ...
+
+
+def register_model(
+    fn: EntryFn | None = None,
+    /,
+    *,
+    input_size: tuple[int, int, int] = CIFAR_INPUT,
+    builds_own_dictionaries: bool = False,
+    small_options: Mapping[str, Any] | None = None,
+) -> EntryFn | Callable[[EntryFn], EntryFn]:
+    """Decorator: register an entry function under its own name (see :class:`ModelEntry`).
+
+    ``@register_model`` alone registers a model for 3×32×32 inputs that converts by ``dl=``;
+    ``@register_model(input_size=..., builds_own_dictionaries=..., small_options=...)`` says
+    otherwise. The function is returned unchanged.
+    """
+    if len(input_size) != 3:
+        raise ValueError(f"input_size is (channels, height, width), e.g. (3, 32, 32); got {input_size}")
+    channels, height, width = (int(n) for n in input_size)
+
+    def register(entry_fn: EntryFn) -> EntryFn:
+        entry = ModelEntry(
+            name=entry_fn.__name__,
+            build=entry_fn,
+            input_size=(channels, height, width),
+            builds_own_dictionaries=builds_own_dictionaries,
+            small_options=dict(small_options or {}),
+        )
+        MODELS.add(entry.name, entry)
+        return entry_fn
+
+    return register if fn is None else register(fn)
 
 
 def list_models() -> list[str]:
     """Names of every registered model."""
-    _import_all()
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
-def _import_all() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from . import pursuit_nets, resnet, wide_resnet  # noqa: F401
+def model_entry(name: str) -> ModelEntry:
+    """The registry's record of model ``name``; an unknown name lists the registered ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(MODELS.names())}")
+    return MODELS.get(name)
 
 
 def create_model(
@@ -49,15 +129,13 @@ def create_model(
         kwargs: architecture options of the entry function (e.g. ``width``, ``stats``) and
             dictionary-layer options (``n_steps``, ``lam``, ``beta``, ``step``, ``eps``, ...).
     """
-    from ..layers.dict_conv import DictConv2d
-    from .convert import convert
-
-    _import_all()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+    entry = model_entry(name)
+    # The option names come from a throwaway layer. Building it draws from the global RNG, so
+    # every model's initial weights depend on this draw: keep it, or the same seed would no
+    # longer give the same model as before.
     dl_keys = set(DictConv2d(1, 1, 1).config()) | {"beta"}
     dl_options = {k: kwargs.pop(k) for k in list(kwargs) if k in dl_keys}
-    own = getattr(_REGISTRY[name], "builds_own_dictionaries", False)
+    own = entry.builds_own_dictionaries
     if own and (dl is not None or dl_layers is not None):
         raise ValueError(
             f"model {name!r} builds its own pursuit layers; dl and dl_layers do not apply "
@@ -69,9 +147,9 @@ def create_model(
         )
     try:
         if own:
-            model = _REGISTRY[name](num_classes=num_classes, **kwargs, **dl_options)
+            model = entry.build(num_classes=num_classes, **kwargs, **dl_options)
         else:
-            model = _REGISTRY[name](num_classes=num_classes, **kwargs)
+            model = entry.build(num_classes=num_classes, **kwargs)
     except TypeError as e:
         raise ValueError(f"bad arguments for model {name!r}: {e}") from None
     if dl is not None:

@@ -82,6 +82,9 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
+DEFAULT_WIDTH = 64  # channels of the stem; the stages have 1, 2, 4 and 8 times as many
+
+
 def stem(width: int, input_size: int) -> nn.Sequential:
     """3×3 stride-1 stem for 32×32 inputs; for 64×64 (Tiny-ImageNet) a stride-2 3×3 stem brings
     the maps to 32×32 so the stages see CIFAR-sized maps."""
@@ -99,7 +102,7 @@ class ResNet(Classifier):
         block: type,
         num_blocks: list[int],
         num_classes: int = 10,
-        width: int = 64,
+        width: int = DEFAULT_WIDTH,
         input_size: int = 32,
         stats: str | None = "cifar10",
         preact: bool = False,
@@ -134,40 +137,45 @@ class ResNet(Classifier):
         return self.final(x)
 
 
-@register_model
-def resnet10(num_classes: int = 10, **kw) -> ResNet:
-    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, **kw)
+# A 4-channel stem keeps every layer at a size the contract tests build quickly.
+SMALL = {"width": 4}
+TINY_IMAGENET_INPUT = (3, 64, 64)
 
 
-@register_model
-def resnet18(num_classes: int = 10, **kw) -> ResNet:
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **kw)
+@register_model(small_options=SMALL)
+def resnet10(num_classes: int = 10, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
+    return ResNet(BasicBlock, [1, 1, 1, 1], num_classes, width=width, **kw)
 
 
-@register_model
-def resnet34(num_classes: int = 10, **kw) -> ResNet:
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **kw)
+@register_model(small_options=SMALL)
+def resnet18(num_classes: int = 10, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, width=width, **kw)
 
 
-@register_model
-def resnet50(num_classes: int = 10, **kw) -> ResNet:
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **kw)
+@register_model(small_options=SMALL)
+def resnet34(num_classes: int = 10, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, width=width, **kw)
 
 
-@register_model
-def preact_resnet18(num_classes: int = 10, **kw) -> ResNet:
-    return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True, **kw)
+@register_model(small_options=SMALL)
+def resnet50(num_classes: int = 10, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, width=width, **kw)
 
 
-@register_model
-def resnet18_tiny(num_classes: int = 200, **kw) -> ResNet:
+@register_model(small_options=SMALL)
+def preact_resnet18(num_classes: int = 10, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
+    return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, width=width, preact=True, **kw)
+
+
+@register_model(input_size=TINY_IMAGENET_INPUT, small_options=SMALL)
+def resnet18_tiny(num_classes: int = 200, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
     """ResNet-18 for 64×64 Tiny-ImageNet inputs (stride-2 stem)."""
     kw.setdefault("stats", "tinyimagenet")
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, input_size=64, **kw)
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, width=width, input_size=64, **kw)
 
 
-@register_model
-def preact_resnet18_tiny(num_classes: int = 200, **kw) -> ResNet:
+@register_model(input_size=TINY_IMAGENET_INPUT, small_options=SMALL)
+def preact_resnet18_tiny(num_classes: int = 200, width: int = DEFAULT_WIDTH, **kw) -> ResNet:
     """PreActResNet-18 for 64×64 Tiny-ImageNet inputs (stride-2 stem)."""
     kw.setdefault("stats", "tinyimagenet")
-    return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, preact=True, input_size=64, **kw)
+    return ResNet(PreActBlock, [2, 2, 2, 2], num_classes, width=width, preact=True, input_size=64, **kw)

@@ -2,7 +2,7 @@
 
 from .config import ConfigError, TrainConfig, load_config
 from .loop import Trainer, TrainingDiverged, lr_at, train
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, register_objective
 
 __all__ = [
     "OBJECTIVES",
@@ -12,5 +12,6 @@ __all__ = [
     "TrainingDiverged",
     "load_config",
     "lr_at",
+    "register_objective",
     "train",
 ]

@@ -1,43 +1,40 @@
 """Inner maximization for adversarial training: ℓ∞/ℓ2 PGD on an arbitrary loss, last iterate.
 
-Evaluation uses :mod:`edlnet.attacks` (fp32, eval mode, best iterate, restarts). Training
-needs something different: any loss (cross-entropy for PGD-AT/MART, KL for TRADES/HAT), the
-model in a chosen and recorded mode (``attack_mode``), the run's precision, a seeded
-generator, and the last iterate as in the original recipes.
+The geometry (start, step, projection, iteration) is the library's one PGD core,
+:mod:`edlnet.attacks.ascent`, with training's numerics. What differs from evaluation's
+:class:`edlnet.attacks.PGD` (fp32, eval mode, best iterate, restarts) is kept here: any loss
+(cross-entropy for PGD-AT/MART, KL for TRADES/HAT), the model in a chosen and recorded mode
+(``attack_mode``) and reweighting-gradient policy (``attack_w_grad``), the run's precision, a
+seeded generator, and the last iterate as in the original recipes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..attacks.ascent import TRAINING, Ball, ascend, normal_start
 from ..attacks.base import input_gradients_only
 from ..layers.gradient_policy import w_grad_policy
 
+# TRADES' start: x + 0.001·N(0, 1) (Zhang et al. 2019)
+TRADES_START_SIGMA = 0.001
+STARTS = ("uniform", "normal")
+
 
 @contextlib.contextmanager
-def model_mode(model: nn.Module, training: bool):
+def model_mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """``model.train(training)`` inside the block, the model's own mode after it."""
     was = model.training
     model.train(training)
     try:
         yield model
     finally:
         model.train(was)
-
-
-def _l2_normalize(v: torch.Tensor) -> torch.Tensor:
-    return v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.dim() - 1)))
-
-
-def _project(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    if norm == "Linf":
-        return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
-    delta = x_adv - x
-    scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-    return (x + delta * scale.view(-1, *([1] * (x.dim() - 1)))).clamp(0, 1)
 
 
 def pgd_train(
@@ -61,29 +58,64 @@ def pgd_train(
     ``start``: ``"uniform"`` in the ball (Madry et al.) or ``"normal"`` (x + 0.001·N(0, 1),
     TRADES). Returns the detached last iterate. Parameter gradients are not touched.
     """
-    noise_shape = x.shape
-    if start == "uniform" and norm == "L2":
-        delta = (
-            _l2_normalize(torch.randn(noise_shape, generator=generator, device="cpu").to(x.device))
-            * eps
-            * torch.rand(x.shape[0], generator=generator).to(x.device).view(-1, *([1] * (x.dim() - 1)))
-        )
-    elif start == "uniform":
-        delta = (torch.rand(noise_shape, generator=generator, device="cpu").to(x.device) * 2 - 1) * eps
+    ball = Ball(norm, eps, TRAINING)
+    if start == "uniform":
+        x_adv = ball.uniform_start(x, generator)
     elif start == "normal":
-        delta = 0.001 * torch.randn(noise_shape, generator=generator, device="cpu").to(x.device)
+        x_adv = normal_start(x, TRADES_START_SIGMA, generator)
     else:
-        raise ValueError(f"start must be 'uniform' or 'normal', got {start!r}")
-    x_adv = (x + delta).clamp(0, 1).detach()
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     ctx = autocast or contextlib.nullcontext()
+
+    def gradient(x_adv: torch.Tensor, last: bool) -> torch.Tensor | None:
+        if last:  # the last iterate is the answer: nothing to compute there
+            return None
+        x_adv.requires_grad_(True)
+        with ctx:
+            loss = loss_fn(model(x_adv)).float()
+        (grad,) = torch.autograd.grad(loss, x_adv)
+        return grad
+
     # only the input gradient is needed: frozen parameters spare the fused dictionary layers
     # their weight gradients (edlnet.attacks.base.input_gradients_only)
     with model_mode(model, training_mode), w_grad_policy(model, w_grad), input_gradients_only(model):
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            with ctx:
-                loss = loss_fn(model(x_adv)).float()
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            step = grad.sign() if norm == "Linf" else _l2_normalize(grad)
-            x_adv = _project(x, x_adv.detach() + alpha * step, eps, norm).detach()
-    return x_adv
+        return ascend(ball, x, x_adv.detach(), alpha=alpha, steps=steps, visit=gradient)
+
+
+@dataclass(frozen=True)
+class Adversary:
+    """The inner maximization's settings, from the config's threat model (``attack_norm``,
+    ``eps``) and recipe (``attack_steps``, ``attack_alpha``, ``attack_mode``, ``attack_w_grad``)."""
+
+    norm: str
+    eps: float
+    alpha: float
+    steps: int
+    training_mode: bool  # the model's mode during the maximization (attack_mode == "train")
+    w_grad: str | None
+
+    def maximize(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        start: str,
+        generator: torch.Generator,
+        autocast: contextlib.AbstractContextManager,
+    ) -> torch.Tensor:
+        """The last PGD iterate maximizing ``loss_fn`` from ``start`` (see :func:`pgd_train`)."""
+        return pgd_train(
+            model,
+            x,
+            loss_fn,
+            self.eps,
+            self.alpha,
+            self.steps,
+            norm=self.norm,
+            start=start,
+            generator=generator,
+            training_mode=self.training_mode,
+            w_grad=self.w_grad,
+            autocast=autocast,
+        )

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import META, WEIGHTS, CheckpointError
+from ..checkpoint_format import META, WEIGHTS, CheckpointError
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"

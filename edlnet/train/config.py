@@ -4,17 +4,41 @@
 10 at epochs 100 and 150 of 200, batch 128, weight decay 2e-5; two-stage: Vanilla DL for 150
 epochs then Elastic DL for 50). A YAML file sets any subset of the fields; ``--set key=value``
 overrides them (values parsed as YAML: ``--set lr=0.05 --set dl_options.lam=0.2``).
+
+``objective`` names a registered objective (:mod:`edlnet.train.objectives`) and
+``objective_options`` holds that objective's own settings (``objective_options: {beta: 2.0}``
+for TRADES); a ``TrainConfig`` always holds all of them, defaults filled in, so ``config.yaml``
+records every value a run used. An unknown option is an error that lists the objective's
+options. The settings every adversarial objective shares stay flat: the threat model
+(``attack_norm``, ``eps``) and the inner maximization (``attack_steps``, ``attack_alpha``,
+``attack_mode``, ``attack_w_grad``).
+
+Old configs and run folders, written when each objective's settings were flat fields, still
+load: an old key ``<objective>_<option>`` (``trades_beta``, ``mart_beta``, ``hat_gamma``,
+``hat_beta``, ``hat_h``, ``hat_std_model``) becomes ``objective_options.<option>`` when the
+config's objective is ``<objective>`` (``trades_beta: 6`` -> ``objective_options: {beta: 6}``)
+and is dropped otherwise (the old code did not read it either), with one ``FutureWarning``
+naming each old key and its new place (:mod:`edlnet.train.legacy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from ..records import yaml_number
+from .adversary import Adversary
+from .legacy import OLD_OBJECTIVE_FIELDS, OptionAssignments
+from .objectives import OBJECTIVES, OptionsError, options_dict, parse_options
+
+if TYPE_CHECKING:
+    from .objectives.base import Objective
 
 
 @dataclass
@@ -41,19 +65,14 @@ class TrainConfig:
     extra_ratio: float = 0.0  # fraction of each batch drawn from extra_data
 
     # objective
-    objective: str = "standard"  # standard | pgd_at | trades | mart | hat
+    objective: str = "standard"  # a registered objective: one module of edlnet/train/objectives/
+    objective_options: dict[str, Any] = field(default_factory=dict)  # its settings, e.g. {beta: 6.0}
     attack_norm: str = "Linf"  # Linf | L2 threat model of the inner maximization
     eps: str = "8/255"  # budget of the inner maximization (pixel units)
     attack_steps: int = 10
     attack_alpha: str = "2/255"
     attack_mode: str = "eval"  # mode of the model during the inner maximization
     attack_w_grad: str | None = None  # reweighting gradient policy during the maximization
-    trades_beta: float = 6.0
-    mart_beta: float = 6.0
-    hat_gamma: float = 0.5  # weight of the helper loss (HAT)
-    hat_beta: float = 3.0  # TRADES weight inside HAT
-    hat_h: float = 2.0  # helper examples x + h·(x_adv − x)
-    hat_std_model: str | None = None  # checkpoint of a naturally trained model (HAT labels)
     l1_penalty: float = 0.0  # robust-overfitting baselines (Table 3)
     l2_penalty: float = 0.0
 
@@ -89,13 +108,37 @@ class TrainConfig:
     name: str | None = None  # run folder name (default: derived from the config)
     log_every: int = 20  # steps between plain log lines (non-terminal output)
 
+    def __post_init__(self) -> None:
+        # the objective's options, checked and completed with its defaults
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective={self.objective!r} is not one of {tuple(OBJECTIVES.names())}")
+        try:
+            self.objective_options = options_dict(parse_options(self.objective, self.objective_options))
+        except OptionsError as e:
+            raise ConfigError(str(e)) from None
+
     def eps_value(self, key: str = "eps") -> float:
         return float(Fraction(str(getattr(self, key))))
+
+    def objective_class(self) -> type[Objective]:
+        """The registered class of ``objective``."""
+        return OBJECTIVES.get(self.objective)
+
+    def adversary(self) -> Adversary:
+        """The inner maximization's settings (used by the adversarial objectives)."""
+        return Adversary(
+            norm=self.attack_norm,
+            eps=self.eps_value(),
+            alpha=self.eps_value("attack_alpha"),
+            steps=self.attack_steps,
+            training_mode=self.attack_mode == "train",
+            w_grad=self.attack_w_grad,
+        )
 
     def resolved_best_metric(self) -> str:
         if self.best_metric:
             return self.best_metric
-        return "val_clean_acc" if self.objective == "standard" else "val_robust_acc"
+        return "val_robust_acc" if self.objective_class().adversarial else "val_clean_acc"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,7 +150,6 @@ class ConfigError(ValueError):
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 CHOICES = {
-    "objective": ("standard", "pgd_at", "trades", "mart", "hat"),
     "dl": (None, "vanilla", "robust", "elastic"),
     "schedule": ("step", "cosine", "constant"),
     "precision": ("fp32", "bf16", "fp16"),
@@ -118,8 +160,24 @@ CHOICES = {
 }
 
 
-def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
+def _set(data: dict[str, Any], options: OptionAssignments, dotted: str, value: Any, origin: str) -> None:
     top, _, rest = dotted.partition(".")
+    # Objective options (and the old flat keys that set them) are kept apart from data, in the
+    # order they were given: they resolve once the final objective is known (legacy.py).
+    if top in OLD_OBJECTIVE_FIELDS:
+        if rest:
+            raise ConfigError(f"{origin}: {top} is a single value, cannot set {dotted}")
+        options.set_old(top, value)
+        return
+    if top == "objective_options":
+        if rest:
+            options.set(rest, value)
+            return
+        try:
+            options.set_all(value)
+        except ValueError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+        return
     if top not in FIELDS:
         close = [k for k in FIELDS if k.startswith(top[:3])]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -134,6 +192,12 @@ def _set(data: dict[str, Any], dotted: str, value: Any, origin: str) -> None:
 
 
 def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"{origin}: objective={cfg.objective!r} is not one of {tuple(OBJECTIVES.names())}")
+    try:
+        cfg.objective_class().check_options(parse_options(cfg.objective, cfg.objective_options))
+    except OptionsError as e:
+        raise ConfigError(f"{origin}: {e}") from None
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{origin}: {key}={getattr(cfg, key)!r} is not one of {allowed}")
@@ -158,11 +222,6 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
         raise ConfigError(f"{origin}: co_guard watches val_robust_acc, which needs val_attack_steps >= 1")
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ConfigError(f"{origin}: batch_size and epochs must be >= 1")
-    if cfg.objective == "hat" and not cfg.hat_std_model:
-        raise ConfigError(
-            f"{origin}: objective=hat needs hat_std_model=<checkpoint of a naturally "
-            "trained model> (train one with objective=standard)"
-        )
     if cfg.extra_ratio and not cfg.extra_data:
         raise ConfigError(f"{origin}: extra_ratio={cfg.extra_ratio} needs extra_data=<file.npz>")
     if not 0 <= cfg.extra_ratio < 1:
@@ -173,6 +232,7 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config (optional) and apply ``key=value`` overrides; validate everything."""
     data: dict[str, Any] = {}
+    options = OptionAssignments()
     origin = "config"
     if path is not None:
         path = Path(path)
@@ -186,7 +246,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must be a mapping of config keys")
         for k, v in loaded.items():
-            _set(data, str(k), v, origin)
+            _set(data, options, str(k), v, origin)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value")
@@ -195,8 +255,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        _set(data, key.strip(), value, f"--set {item}")
+        _set(data, options, key.strip(), value, f"--set {item}")
     for key in ("eps", "attack_alpha"):
         if key in data:
             data[key] = str(data[key])
-    return validate(TrainConfig(**data), origin)
+    for key, value in data.items():
+        try:
+            data[key] = yaml_number(value, FIELDS[key].type if key in FIELDS else "")
+        except ValueError as e:
+            raise ConfigError(f"{origin}: {key} {e}") from None
+    objective = data.get("objective", FIELDS["objective"].default)
+    data["objective_options"], note = options.resolve(objective)
+    if note:
+        warnings.warn(f"{origin}: {note}", FutureWarning, stacklevel=2)
+    try:
+        cfg = TrainConfig(**data)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    return validate(cfg, origin)

@@ -30,7 +30,10 @@ from .distributed import (
     init_distributed,
     resolve_device,
 )
-from .objectives import OBJECTIVES, Context, weight_penalty
+from .legacy import new_key
+from .objectives import create_objective
+from .objectives.base import Context
+from .penalty import weight_penalty
 from .progress import Progress
 from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
 from .state import collect_train_state, load_train_state, write_train_state
@@ -178,8 +181,12 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.autocast = autocast_factory(cfg, self.device)
-        self.objective = OBJECTIVES[cfg.objective]
-        self.std_model = self._load_std_model() if cfg.objective == "hat" else None
+        self.objective = create_objective(cfg.objective, cfg.objective_options)
+        self.helper_model = self._load_helper_model()
+        self.adversary = cfg.adversary()
+        # the objective's class names the training accuracy; read once, here, so that the step
+        # only calls the objective (tests replace it by a plain function)
+        self.train_acc_key = "train_adv_acc" if self.objective.adversarial else "train_clean_acc"
         self.extra = read_npz(cfg.extra_data).to(self.device) if cfg.extra_data else None
         self.start_epoch, self.best, self.best_epoch, self.stale = 0, -math.inf, -1, 0
         self.history: list[dict[str, Any]] = []  # metrics.jsonl's records, committed with `last`
@@ -191,8 +198,13 @@ class Trainer:
         self.ddp: nn.Module | None = None
 
     # -- setup -------------------------------------------------------------------------------
-    def _load_std_model(self) -> nn.Module:
-        model = ckpt.load(ckpt.resolve_checkpoint(self.cfg.hat_std_model), map_location=self.device)
+    def _load_helper_model(self) -> nn.Module | None:
+        """The frozen model an objective asks for by class (HAT's naturally trained model)."""
+        type(self.objective).check_options(self.objective.options)
+        path = self.objective.helper_checkpoint()
+        if path is None:
+            return None
+        model = ckpt.load(ckpt.resolve_checkpoint(path), map_location=self.device)
         model.requires_grad_(False)
         return model.eval()
 
@@ -340,7 +352,7 @@ class Trainer:
             if c.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             gen = torch.Generator().manual_seed(stream_seed(c.seed, 1, epoch, step, self.info.rank))
-            ctx = Context(c, gen, self.autocast, self.std_model)
+            ctx = Context(self.adversary, gen, self.autocast, self.helper_model)
             loss, logits = self.objective(model, x, y_soft, ctx)
             loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
             loss_value = loss.item()
@@ -373,11 +385,10 @@ class Trainer:
         all_reduce_sum(sums, self.info)
         seconds = bar.seconds
         n = max(float(sums[2]), 1.0)
-        acc_key = "train_clean_acc" if c.objective == "standard" else "train_adv_acc"
         return {
             "lr": lr,
             "train_loss": float(sums[0]) / n,
-            acc_key: float(sums[1]) / n,
+            self.train_acc_key: float(sums[1]) / n,
             "seconds": seconds,
             "images_per_s": float(sums[2]) / max(seconds, 1e-9),
         }
@@ -566,6 +577,8 @@ def train(
                 "(killed before the first epoch ended: start it again)"
             )
         cfg = load_config(resume / "config.yaml", overrides)
+        # an old flat key names its new place (trades_beta -> objective_options.beta)
+        allow_changes = tuple(new_key(k, cfg.objective) for k in allow_changes)
         changes = check_resume_changes(
             config_changes(load_config(resume / "config.yaml"), cfg), allow_changes
         )

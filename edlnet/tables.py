@@ -1,5 +1,9 @@
-"""Tables: the one record type every analysis and the timing benchmark write, as JSON (exact
-numbers, for programs and the report) and Markdown (for people)."""
+"""Tables: the one record type every analysis (``edlnet analyze``) and the Table 7 benchmark
+(``edlnet bench``) write, as JSON (exact numbers, for programs and ``edlnet report``) and
+Markdown (for people), with the Markdown grid the report and the layer benchmark also use.
+
+Top-level beside :mod:`edlnet.records` because all three commands' packages write or read
+tables, and the benchmark should not depend on the analyses just for this record type."""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
-from ..records import write_json
+from .records import atomic_write, write_json
 
 
 @dataclass

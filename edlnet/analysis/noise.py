@@ -1,24 +1,9 @@
-"""Adversarial and noisy inputs for the analyses.
-
-Attacked inputs come from the library's PGD under both reweighting-gradient policies with the
-per-example worst case kept (``Adaptive``), because either policy alone can under-attack a
-dictionary network (DESIGN.md). Random noises are seeded so every analysis sees the same ones.
-"""
+"""Seeded random noises: the λ sweep's ``--noises`` and noise recovery's random signs. The same
+seed gives every analysis and every model the same noisy images."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from ..attacks import PGD, Adaptive, AttackResult
-
-
-def pgd_attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: str = "8/255", steps: int = 10, seed: int = 0
-) -> AttackResult:
-    """ℓ∞ PGD-``steps`` at ``eps`` (pixels), worst case over the ``w_grad`` policies."""
-    return Adaptive(PGD(model, eps=eps, norm="Linf", steps=steps, seed=seed)).run(x, y)
-
 
 NOISE_KINDS = ("clean", "gaussian", "impulse", "sign")
 

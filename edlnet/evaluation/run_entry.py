@@ -1,15 +1,13 @@
-"""Run one suite entry on one batch: clean accuracy, an attack, a corruption, or the probe.
+"""Run one entry on one batch: the clean pass, an attack, a corruption, or the gradient probe.
 
-The unit of work (and of resuming and sharding) is an (entry, batch) pair. Batches are fixed
-ranges of example indices, and every random choice of an entry is seeded from the suite seed
-and the batch index, so a batch gives the same result whichever process runs it and whatever
-else it runs.
+The unit of work (and of resuming and sharding) is an (entry, batch) pair (see
+:mod:`edlnet.evaluation.batches`); its outcome is a
+:class:`~edlnet.evaluation.batch_result.BatchResult`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -19,48 +17,13 @@ from edlnet.attacks import Adaptive, AttackResult, attack_mode, parse_eps
 from edlnet.attacks.base import NotApplicable
 from edlnet.layers.gradient_policy import W_GRAD_POLICIES, has_w_grad_policy
 
+from .attack_factory import build_attack
 from .autoattack_split import is_split_autoattack, run_autoattack_split
+from .batch_result import BatchResult
+from .batches import batch_seed
 from .corruptions import corrupt
 from .probe import gradient_probe
-from .suites import Entry, build_attack
-
-# Seeds of different batches must differ (fresh random starts) yet be fixed by the batch.
-SEED_STRIDE = 1_000_003
-
-
-def batch_seed(seed: int, batch: int) -> int:
-    """The seed of every random choice an entry makes on batch ``batch``."""
-    return (int(seed) * SEED_STRIDE + int(batch)) % 2**31
-
-
-@dataclass
-class BatchRecord:
-    """Per-example results of one entry on one batch (examples ``start..stop-1``).
-
-    ``robust[i]`` is True when example ``start + i`` is still classified correctly (for
-    attacks: correct on the clean image and at the attack's point), None when the entry did
-    not evaluate it (beyond a check's ``limit``). ``by_policy`` holds the same per
-    reweighting-gradient policy for entries run under both.
-    """
-
-    entry: str
-    batch: int
-    start: int
-    stop: int
-    robust: list[bool | None]
-    seconds: float
-    by_policy: dict[str, list[bool | None]] = field(default_factory=dict)
-    values: dict[str, list[Any]] = field(default_factory=dict)
-    grad_stats: dict[str, dict[str, int]] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-    settings: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BatchRecord:
-        return cls(**data)
+from .suite import Entry
 
 
 def policies_of(model: nn.Module) -> tuple[str | None, ...]:
@@ -68,7 +31,7 @@ def policies_of(model: nn.Module) -> tuple[str | None, ...]:
     return W_GRAD_POLICIES if has_w_grad_policy(model) else (None,)
 
 
-def run_batch(
+def run_entry_on_batch(
     entry: Entry,
     model: nn.Module,
     x: Tensor,
@@ -81,7 +44,7 @@ def run_batch(
     surrogate: nn.Module | None = None,
     fd_model: nn.Module | None = None,
     alive: list[bool] | None = None,
-) -> BatchRecord:
+) -> BatchResult:
     """Evaluate ``entry`` on the batch ``x, y`` (examples ``start..start+len-1``).
 
     ``clean`` is the clean entry's result on the same batch; attacks and the probe only
@@ -94,8 +57,8 @@ def run_batch(
     n = x.shape[0]
     indices = range(start, start + n)
     inside = [entry.limit is None or i < entry.limit for i in indices]
-    record = BatchRecord(
-        entry=entry.name, batch=batch, start=start, stop=start + n, robust=[None] * n, seconds=0.0
+    outcome = BatchResult(
+        entry_name=entry.name, batch=batch, start=start, stop=start + n, robust=[None] * n, seconds=0.0
     )
     if entry.kind in ("clean", "corruption"):
         xb = (
@@ -104,21 +67,21 @@ def run_batch(
             else corrupt(x, entry.corruption, entry.severity, seed=seed, indices=list(indices))
         )
         correct = _predict(model, xb) == y
-        record.robust = [bool(c) if ok else None for c, ok in zip(correct.tolist(), inside)]
+        outcome.robust = [bool(c) if ok else None for c, ok in zip(correct.tolist(), inside)]
     else:
         if clean is None:
             raise ValueError(f"entry {entry.name!r} needs the clean result of its batch")
         todo = [i for i in range(n) if inside[i] and clean[i] and (alive is None or alive[i])]
-        record.robust = [False if inside[i] else None for i in range(n)]
+        outcome.robust = [False if inside[i] else None for i in range(n)]
         if entry.kind == "attack":
-            record.values["ran"] = [i in todo if inside[i] else None for i in range(n)]
-            _run_attack(entry, model, x, y, todo, record, batch_seed(seed, batch), surrogate)
+            outcome.values["ran"] = [i in todo if inside[i] else None for i in range(n)]
+            _run_attack(entry, model, x, y, todo, outcome, batch_seed(seed, batch), surrogate)
         elif entry.kind == "probe":
-            _run_probe(entry, model, fd_model or model, x, y, todo, record, batch_seed(seed, batch))
+            _run_probe(entry, model, fd_model or model, x, y, todo, outcome, batch_seed(seed, batch))
         else:
             raise ValueError(f"unknown entry kind {entry.kind!r}")
-    record.seconds = time.perf_counter() - t0
-    return record
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
 
 
 def _predict(model: nn.Module, x: Tensor) -> Tensor:
@@ -133,42 +96,42 @@ def _run_attack(
     x: Tensor,
     y: Tensor,
     todo: list[int],
-    record: BatchRecord,
+    outcome: BatchResult,
     seed: int,
     surrogate: nn.Module | None,
 ) -> None:
     if is_split_autoattack(entry):
-        return run_autoattack_split(entry, model, x, y, todo, record, seed)
+        return run_autoattack_split(entry, model, x, y, todo, outcome, seed)
     try:
         attack = build_attack(entry, model, seed=seed, surrogate=surrogate)
     except NotApplicable as e:
         # Nothing to attack through (e.g. a residual loss on a model without reweighting
         # layers): the entry evaluates no example, so it neither breaks nor protects any.
-        record.robust = [None] * len(record.robust)
-        record.values.pop("ran", None)
-        record.settings = {"not_applicable": str(e)}
+        outcome.robust = [None] * len(outcome.robust)
+        outcome.values.pop("ran", None)
+        outcome.settings = {"not_applicable": str(e)}
         return
     if entry.w_grad == "both":
         attack = Adaptive(attack, cascade=entry.cascade)
     elif entry.w_grad in W_GRAD_POLICIES:
         attack.w_grad = entry.w_grad
-    record.settings = attack.settings()
+    outcome.settings = attack.settings()
     if not todo:
         return
     result = attack.run(x[todo], y[todo])
     robust = result.robust.tolist()
     for pos, value in zip(todo, robust):
-        record.robust[pos] = bool(value)
+        outcome.robust[pos] = bool(value)
     ran = {_policy_name(p): m for p, m in result.info.get("ran_by_policy", {}).items()}
     for policy, flags in _by_policy(result).items():
-        column: list[bool | None] = list(record.robust)
+        column: list[bool | None] = list(outcome.robust)
         attacked = ran[policy].tolist() if policy in ran else [True] * len(todo)
         for pos, value, did in zip(todo, flags.tolist(), attacked):
             # A cascaded policy did not attack what an earlier one broke: no verdict of its own.
             column[pos] = bool(value) if did else None
-        record.by_policy[policy] = column
-    record.grad_stats = _grad_stats(result, attack)
-    record.flags = _flags(result)
+        outcome.by_policy[policy] = column
+    outcome.grad_stats = _grad_stats(result, attack)
+    outcome.flags = _flags(result)
 
 
 def _policy_name(policy: str) -> str:
@@ -207,11 +170,11 @@ def _run_probe(
     x: Tensor,
     y: Tensor,
     todo: list[int],
-    record: BatchRecord,
+    outcome: BatchResult,
     seed: int,
 ) -> None:
-    record.settings = dict(entry.settings)
-    record.robust = [None] * x.shape[0]  # a probe measures gradients, not robustness
+    outcome.settings = dict(entry.settings)
+    outcome.robust = [None] * x.shape[0]  # a probe measures gradients, not robustness
     if not todo:
         return
     settings = entry.settings
@@ -234,4 +197,4 @@ def _run_probe(
         full: list[Any] = [None] * n
         for pos, value in zip(todo, column):
             full[pos] = value
-        record.values[key] = full
+        outcome.values[key] = full

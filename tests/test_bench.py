@@ -8,17 +8,17 @@ import json
 import pytest
 import torch
 
-from edlnet.analysis import bench
-from edlnet.analysis.memory import peak_step_memory
-from edlnet.analysis.paper_numbers import TABLE7_MS
+from edlnet.bench import BenchSettings, run_bench, write_bench
+from edlnet.bench.measure import peak_step_memory
+from edlnet.bench.table7 import TABLE7_MS
 from edlnet.cli import main
 
-TINY = bench.BenchSettings(width=4, batch=2, repeats=1, warmup=0, layers_list=(0, 2, 4))
+TINY = BenchSettings(width=4, batch=2, repeats=1, warmup=0, layers_list=(0, 2, 4))
 
 
 def test_bench_rows_and_paper_numbers(tmp_path):
     torch.set_num_threads(1)
-    record = bench.run_bench(TINY, log=False)
+    record = run_bench(TINY, log=False)
     got = [(r["layers"], r["mode"]) for r in record["rows"]]
     assert got == [(0, "resnet"), (2, "vanilla"), (2, "elastic"), (4, "vanilla"), (4, "elastic")]
     for r in record["rows"]:
@@ -29,7 +29,7 @@ def test_bench_rows_and_paper_numbers(tmp_path):
     assert rows[(4, "elastic")]["paper_ms"] == TABLE7_MS["elastic"][2] == 11.39
     assert rows[(2, "vanilla")]["paper_ratio"] == pytest.approx(8.40 / 7.82)
     assert rows[(0, "resnet")]["forward_ratio"] == 1.0
-    bench.write_bench(record, tmp_path)
+    write_bench(record, tmp_path)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["settings"]["layers_list"] == [0, 2, 4] and saved["environment"]["torch"]
     pivot = json.loads((tmp_path / "bench_table7.json").read_text())

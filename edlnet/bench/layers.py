@@ -16,6 +16,10 @@ backward. Sections (``--layer-sections``; the first four by default):
   peak memory and saved-activation memory, for the default fast path (``recompute="auto"``),
   ``recompute=False``/``True`` and the reference path.
 * ``networks_bf16`` — the same step in fp32 and bf16 autocast, channels-first and channels_last.
+* ``attack_step`` — one step of a gradient attack's inner loop (PGD, APGD): eval mode, the
+  gradient of the cross-entropy with respect to the input only, ResNet-10 against EDLNet-10
+  (elastic, exact reweighting gradients) at ``--attack-width`` (16: the width of the CPU
+  experiments), fp32 and bf16 autocast: time per image, EDLNet ÷ ResNet, and each one's bf16 gain.
 * ``compile`` (opt-in) — ``torch.compile`` of one layer (fast and reference paths, batch
   ``--compile-batch``) against eager: compile time, and time relative to the floor.
 
@@ -23,7 +27,7 @@ Timing: each case runs ``warmup`` times, then the cases run round-robin ``repeat
 median is reported, so load that drifts during the run hits all cases alike; the 1-minute load
 average is recorded before and after each block (timings mean something when it is low).
 
-Memory. *peak*: :func:`edlnet.analysis.memory.peak_step_memory` — on the CPU, where PyTorch keeps
+Memory. *peak*: :func:`edlnet.bench.measure.peak_step_memory` — on the CPU, where PyTorch keeps
 no allocator statistics, the peak of the running sum of the tensor allocations and frees that
 ``torch.profiler(profile_memory=True)`` records during one training step (tensors that existed
 before the step — weights, the batch — are not counted; new gradients and every temporary are);
@@ -50,12 +54,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .bench import autocast_for, time_round_robin
-from .tables import markdown_grid
+from ..tables import markdown_grid
+from .measure import autocast_for, peak_step_memory, time_round_robin
 
-SHAPES = ((64, 32), (256, 8))  # (channels, spatial size): CIFAR ResNet stages 1 and 3
-SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "compile")
-DEFAULT_SECTIONS = SECTIONS[:4]  # "compile" is opt-in: compiling takes longer than measuring
+# (channels, spatial size): the first stage of the narrow CIFAR networks every CPU experiment
+# trains (width 16, 32), and stages 1 and 3 of the paper's ResNet-18 (width 64)
+SHAPES = ((16, 32), (32, 32), (64, 32), (256, 8))
+SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "attack_step", "compile")
+DEFAULT_SECTIONS = SECTIONS[:5]  # "compile" is opt-in: compiling takes longer than measuring
 SLOW_BF16_REPEATS = 3  # repeats cap where bf16 runs in PyTorch's slow fallback
 DEFAULTS: dict[str, Any] = dict(
     batch=128,
@@ -66,6 +72,7 @@ DEFAULTS: dict[str, Any] = dict(
     compile_batch=32,
     n_steps=2,
     width=64,
+    attack_width=16,
     device="cpu",
     out=None,
     threads=None,
@@ -112,6 +119,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULTS["bf16_batch"],
         help="--layers: batch of bf16 sections where bf16 is not native on the CPU",
+    )
+    p.add_argument(
+        "--attack-width",
+        type=int,
+        default=DEFAULTS["attack_width"],
+        help="--layers: width of the ResNet-10/EDLNet-10 of the attack_step section",
     )
     p.add_argument(
         "--compile-batch",
@@ -163,6 +176,7 @@ def _options(args: Any) -> dict[str, Any]:
         "compile_batch",
         "n_steps",
         "width",
+        "attack_width",
     ):
         opt[key] = int(opt[key])
         if opt[key] < (0 if key in ("warmup", "n_steps") else 1):
@@ -334,8 +348,6 @@ def _batch(n: int, device: torch.device, channels_last: bool = False) -> tuple[t
 
 
 def bench_networks(opt: dict[str, Any]) -> list[dict[str, Any]]:
-    from .memory import peak_step_memory
-
     dev = opt["device"]
     x, y = _batch(opt["batch"], dev)
     rows, cases = [], {}
@@ -421,6 +433,79 @@ def bench_networks_bf16(opt: dict[str, Any]) -> list[dict[str, Any]]:
                 load_after=load1,
             )
         )
+    return rows
+
+
+# -- attack-step section -----------------------------------------------------------------------
+ATTACK_NETS = {  # name: (create_model options, description)
+    "resnet10": (dict(), "ResNet-10 (plain convolutions)"),
+    "edlnet10": (dict(dl="elastic"), "EDLNet-10, elastic, exact reweighting gradients"),
+}
+
+
+def _input_grad_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
+    """What an attack does per iteration: forward in eval mode, the input gradient only (with
+    the parameters frozen, as every attack and the training adversary run)."""
+    from ..attacks.base import input_gradients_only
+
+    def step():
+        x_adv = x.detach().requires_grad_(True)
+        with input_gradients_only(model), autocast_for(precision, x.device)():
+            loss = F.cross_entropy(model(x_adv).float(), y, reduction="sum")
+            torch.autograd.grad(loss, x_adv)
+
+    return step
+
+
+def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
+    import edlnet
+
+    dev = opt["device"]
+    slow = not bf16_native(dev)
+    precisions = [p for p in ("fp32", "bf16") if p in opt["precision"]]
+    batch = opt["bf16_batch"] if slow and "bf16" in precisions else opt["batch"]
+    x, y = _batch(batch, dev)
+    cases, meta = {}, {}
+    for name, (kw, description) in ATTACK_NETS.items():
+        torch.manual_seed(0)
+        if "dl" in kw:
+            kw = {**kw, "n_steps": opt["n_steps"]}
+        model = edlnet.create_model("resnet10", width=opt["attack_width"], **kw).to(dev).eval()
+        for precision in precisions:
+            key = f"{name}/{precision}"
+            cases[key] = _input_grad_step(model, x, y, precision)
+            meta[key] = dict(
+                network=name,
+                description=description,
+                width=opt["attack_width"],
+                batch=batch,
+                precision=precision,
+            )
+    load0 = _load()
+    timed = time_round_robin(cases, opt["repeats"], max(opt["warmup"], 1), dev)
+    load1 = _load()
+    rows = []
+    for key, m in meta.items():
+        t = timed[key]["median_s"]
+        resnet = timed[f"resnet10/{m['precision']}"]["median_s"]
+        fp32 = timed.get(f"{m['network']}/fp32", {}).get("median_s")
+        rows.append(
+            dict(
+                **m,
+                time_s=t,
+                min_s=timed[key]["min_s"],
+                repeats=timed[key]["n"],
+                images_per_s=batch / t,
+                time_vs_resnet10=t / resnet,
+                bf16_gain=(fp32 / t) if fp32 and m["precision"] == "bf16" else None,
+                load_before=load0,
+                load_after=load1,
+            )
+        )
+    gains = {r["network"]: r["bf16_gain"] for r in rows if r["bf16_gain"]}
+    for r in rows:  # the issue's measure: EDLNet's bf16 gain as a fraction of the ResNet's
+        if r["bf16_gain"] and gains.get("resnet10"):
+            r["bf16_gain_vs_resnet10"] = r["bf16_gain"] / gains["resnet10"]
     return rows
 
 
@@ -567,6 +652,33 @@ def markdown(result: dict[str, Any]) -> str:
                 for r in result["networks_bf16"]
             ],
         )
+    if result.get("attack_step"):
+        lines += _grid(
+            "One attack step (eval mode, input gradient only)",
+            [
+                "network",
+                "width",
+                "batch",
+                "precision",
+                "images/s",
+                "× ResNet-10",
+                "bf16 gain",
+                "gain ÷ ResNet's",
+            ],
+            [
+                [
+                    r["network"],
+                    str(r["width"]),
+                    str(r["batch"]),
+                    r["precision"],
+                    _fmt(r["images_per_s"], 0),
+                    _fmt(r["time_vs_resnet10"], 2),
+                    _fmt(r.get("bf16_gain"), 2),
+                    _fmt(r.get("bf16_gain_vs_resnet10"), 2),
+                ]
+                for r in result["attack_step"]
+            ],
+        )
     if result.get("compile"):
         lines += _grid(
             "torch.compile, one 64→64 layer at 32×32 (fp32)",
@@ -591,8 +703,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
     """Run the sections named in ``args`` and write ``config.yaml``, ``layer_bench.json`` and
     ``layer_bench.md`` to ``args.out`` (default: a new ``runs/bench-layers-<time>`` folder).
     Returns the result dictionary (with ``out``, the folder)."""
-    from ..checkpoint import atomic_write
-    from ..records import environment, new_run_dir, write_json, write_yaml
+    from ..records import atomic_write, environment, new_run_dir, write_json, write_yaml
 
     opt = _options(args)
     if opt["threads"]:
@@ -618,7 +729,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
         "method": (
             "medians of round-robin repeats after warm-up; floor = 2T+1 chained "
             "conv2d/conv_transpose2d calls of the layer's shapes, forward+backward; peak = "
-            "edlnet.analysis.memory.peak_step_memory over one training step (CPU: peak "
+            "edlnet.bench.measure.peak_step_memory over one training step (CPU: peak "
             "running sum of the tensor allocations torch.profiler records during the step); "
             "saved = distinct storages held for backward at the end of the forward pass "
             "(saved_tensors_hooks), parameters excluded."
@@ -644,6 +755,8 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
         result["networks"] = section("networks", lambda: bench_networks(opt))
     if "networks_bf16" in opt["sections"] and "bf16" in opt["precision"]:
         result["networks_bf16"] = section("networks_bf16", lambda: bench_networks_bf16(opt))
+    if "attack_step" in opt["sections"]:
+        result["attack_step"] = section("attack_step", lambda: bench_attack_step(opt))
     if "compile" in opt["sections"]:
         result["compile"] = section("compile", lambda: bench_compile(opt))
     result["wall_s"] = time.time() - t0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tables import Table, format_value, markdown_grid
+from ..tables import Table, format_value, markdown_grid
 
 
 @dataclass

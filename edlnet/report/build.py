@@ -9,16 +9,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
-from ..records import timestamp
+from ..analysis.betas import betas_figure, epoch_rows
+from ..analysis.curves import curves_figure
+from ..analysis.plotting import new_figure, save_figure
+from ..analysis.run_files import (
+    ANALYSIS_DIR,
+    RUN_MARKERS,
+    analysis_index,
+    eval_results,
+    metrics,
+    read_json,
+    run_config,
+    switch_epoch,
+)
+from ..bench.table7 import bench_tables
+from ..records import atomic_write, timestamp
+from ..tables import Table, read_table
 from . import document as doc
-from .bench import bench_tables
-from .betas import betas_figure, epoch_rows
-from .curves import curves_figure
-from .plotting import new_figure, save_figure
-from .run_files import ANALYSIS_DIR, analysis_index, eval_results, metrics, read_json, switch_epoch
-from .sources import RUN_MARKERS, run_config
-from .tables import Table, read_table
 
 MAX_ROWS = 40  # rows of an analysis table shown in the report; the files keep all of them
 CONFIG_KEYS = (

@@ -1,6 +1,6 @@
 """``edlnet bench``: Table 7 of the Elastic DL paper on this machine — forward and
 forward+backward time per batch of ResNet-18 with the first N = 0, 2, …, 14 convolutions (module
-order) replaced by Vanilla and by Elastic dictionary layers.
+order) replaced by Vanilla and by Elastic dictionary layers — beside the paper's numbers.
 
 Timing: one priming call (the first eval forward of a dictionary layer computes ‖A‖₂ from
 scratch) and ``warmup`` untimed calls, then ``repeats`` timed calls; the median is reported (robust
@@ -8,16 +8,12 @@ to a busy machine), with images/s = batch / median. Forward runs in eval mode un
 ``torch.no_grad`` (inference, what the paper's table times); forward+backward runs in training
 mode (batch statistics, the dictionary norm refresh) with a cross-entropy loss, as one training
 step without the optimizer. CUDA work is synchronized before the clock is read. Precision:
-fp32, or bf16 autocast. Peak memory: see :mod:`edlnet.analysis.memory`.
+fp32, or bf16 autocast. Peak memory: see :mod:`edlnet.bench.measure`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +24,32 @@ import torch.nn.functional as F
 from ..layers.dict_conv import dict_layers
 from ..models.registry import create_model
 from ..records import environment, timestamp, write_json
-from .memory import peak_step_memory
-from .paper_numbers import TABLE7_LAYERS, TABLE7_SOURCE, table7_ms
-from .tables import Table, write_table
+from ..tables import Table, write_table
+from .measure import autocast_for, median_seconds, peak_step_memory
+
+# The paper's Table 7, "Running time (ms) analysis", as printed in Zhong et al., "Boosting
+# Adversarial Robustness and Generalization with Structural Prior" (the Elastic DL paper); kept
+# beside our measurements, never used as inputs. The paper states neither hardware, batch size,
+# precision nor T for this table.
+TABLE7_SOURCE = (
+    "Elastic DL paper, Table 7 (running time in ms, ResNet-18 backbone; hardware, "
+    "batch size, precision and RISTA steps not stated)"
+)
+TABLE7_LAYERS = (0, 2, 4, 6, 8, 10, 12, 14)
+TABLE7_MS = {
+    "vanilla": (7.82, 8.40, 9.28, 10.51, 12.13, 13.11, 14.16, 15.40),
+    "elastic": (7.82, 8.90, 11.39, 13.18, 15.99, 16.86, 19.57, 21.94),
+}
+
+
+def table7_ms(mode: str, layers: int) -> float | None:
+    """The paper's time for ``mode`` (vanilla/elastic; 0 layers is the ResNet) or ``None``."""
+    if layers not in TABLE7_LAYERS:
+        return None
+    key = "vanilla" if mode in ("resnet", "plain") else mode
+    values = TABLE7_MS.get(key)
+    return None if values is None else values[TABLE7_LAYERS.index(layers)]
+
 
 MODES = ("vanilla", "elastic")
 
@@ -59,39 +78,6 @@ class BenchSettings:
         bad = [m for m in self.modes if m not in ("vanilla", "robust", "elastic")]
         if bad:
             raise ValueError(f"unknown dictionary mode(s) {bad}; use vanilla, robust, elastic")
-
-
-def time_round_robin(
-    cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: torch.device | None = None
-) -> dict[str, dict[str, float]]:
-    """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
-    drifts during the run hits every case alike); seconds per call (median, minimum, count)."""
-    device = torch.device("cpu") if device is None else device
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    for fn in cases.values():
-        for _ in range(warmup):
-            fn()
-    sync()
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
-
-
-def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:
-    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
-    return time_round_robin({"fn": fn}, repeats, warmup, device)["fn"]["median_s"]
-
-
-def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
-    """A factory of the autocast context of ``precision`` ("fp32" or "bf16") on ``device``."""
-    if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def bench_one(

@@ -1,4 +1,7 @@
-"""Peak memory of one step, measured honestly on each device.
+"""How both benchmarks measure one step: wall time (warm-up, then round-robin repeats, median),
+the autocast context of a precision, and peak memory, measured honestly on each device.
+
+Peak memory:
 
 - CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak, minus what was allocated
   before the step: the peak of tensor memory the step added (the caching allocator's own
@@ -12,12 +15,49 @@
 
 from __future__ import annotations
 
+import contextlib
+import statistics
+import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 METHOD_CUDA = "torch.cuda.max_memory_allocated − allocated before the step"
 METHOD_CPU = "torch.profiler(profile_memory=True): peak running sum of CPU tensor allocations"
+
+
+def time_round_robin(
+    cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: torch.device | None = None
+) -> dict[str, dict[str, float]]:
+    """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
+    drifts during the run hits every case alike); seconds per call (median, minimum, count)."""
+    device = torch.device("cpu") if device is None else device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
+
+
+def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    return time_round_robin({"fn": fn}, repeats, warmup, device)["fn"]["median_s"]
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A factory of the autocast context of ``precision`` ("fp32" or "bf16") on ``device``."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def peak_step_memory(step: Callable[[], None], device: torch.device) -> tuple[float | None, str]:
