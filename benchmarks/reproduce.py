@@ -9,7 +9,8 @@ whose folder has ``train_results.json`` is done. Run it in the background, one a
         --data-root <folder with cifar10-jpeg.tar.gz> > runs/reproduce/train.log 2>&1 &
 
 ``--only ARM ...`` restricts to some arms (a forked arm also trains what it forks from, up to
-the fork epoch). Arms run in the order the study file lists them.
+the fork epoch). Arms run in the order the study file lists them. The exit status is 0 when
+everything asked for is done and 3 when ``--max-minutes`` stopped it first (run it again).
 """
 
 from __future__ import annotations
@@ -368,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path.relative_to(ROOT)}")
         done = True
     print(json.dumps({"stage": args.stage, "complete": done}))
-    return 0
+    return 0 if done else INCOMPLETE
+
+
+INCOMPLETE = 3  # the exit status of a command stopped by --max-minutes: run it again to resume
 
 
 if __name__ == "__main__":
