@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ._version import __version__
+from .allocator import allocator_state
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
@@ -81,6 +82,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "allocator": allocator_state().reason,  # "mallopt" when freed memory is kept (edlnet.allocator)
     }
     try:  # the reference AutoAttack is the PyPI package pyautoattack
         from importlib.metadata import version

@@ -301,8 +301,9 @@ def test_layer_bench_writes_the_table(tmp_path):
         width=8,
         net_repeats=1,
         bf16_batch=1,
-        layer_sections="layers,networks,networks_bf16,attack_step",
+        layer_sections="layers,networks,networks_bf16,attack_step,train_step",
         attack_width=8,
+        compiled=False,  # compiling takes minutes here; tests/test_rista_compiled.py covers it
         layer_networks="edlnet18,edlnet18_reference",
         threads=1,
         precision="fp32",
@@ -333,7 +334,10 @@ def test_layer_bench_writes_the_table(tmp_path):
         steps[("resnet10", "fp32")]["time_vs_resnet10"] == 1.0 and steps[("edlnet10", "fp32")]["width"] == 8
     )
     assert steps[("edlnet10", "bf16")]["bf16_gain_vs_resnet10"] > 0
-    assert "One attack step" in (tmp_path / "layer_bench.md").read_text()
+    train = {(r["network"], r["precision"]): r for r in result["train_step"]}
+    assert set(train) == set(steps) and all(r["first_call_s"] > 0 for r in train.values())
+    md = (tmp_path / "layer_bench.md").read_text()
+    assert "One attack step" in md and "One single-step adversarial training step" in md
 
 
 def test_layer_bench_options_are_defensive():

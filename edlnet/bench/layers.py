@@ -3,14 +3,16 @@
 A dictionary layer with T = ``n_steps`` updates does the work of 2T + 1 convolutions (z₀ = A(x),
 then one A* and one A per step). Its *floor* is that many plain ``conv2d``/``conv_transpose2d``
 calls of the same shapes, chained so that every call also needs its input gradient, forward and
-backward. Sections (``--layer-sections``; the first four by default):
+backward. Sections (``--layer-sections``; all but ``compile`` by default; ``--no-compiled`` skips
+the compiled variants):
 
 * ``layers`` — forward+backward of one ``DictConv2d`` (train mode, so the norm refresh is
-  included) for 64→64 at 32×32 and 256→256 at 8×8, fp32: the floor, the fast path (elastic
-  default, vanilla, recompute), the reference autograd path, and the fast path on channels_last
-  tensors against a channels_last floor.
-* ``layers_bf16`` — the floor and the default layer under bf16 autocast, with the fp32 floor of
-  the same batch beside them.
+  included) for 16→16, 32→32 and 64→64 at 32×32 and 256→256 at 8×8, batch 128, fp32: the floor,
+  the fast path (elastic default, vanilla, recompute, detached reweighting gradient), the
+  compiled path (``impl="compiled"``, exact and detached), the reference autograd path, and the
+  fast and compiled paths on channels_last tensors against a channels_last floor.
+* ``layers_bf16`` — the floor, the fast and the compiled layer (exact and detached) under bf16
+  autocast, with the fp32 floor of the same batch beside them.
 * ``networks`` — one training step (forward, cross-entropy, backward) of EDLNet-18 (elastic,
   n_steps = 2, every convolution a dictionary layer) against ResNet-18 of the same width: time,
   peak memory and saved-activation memory, for the default fast path (``recompute="auto"``),
@@ -19,7 +21,11 @@ backward. Sections (``--layer-sections``; the first four by default):
 * ``attack_step`` — one step of a gradient attack's inner loop (PGD, APGD): eval mode, the
   gradient of the cross-entropy with respect to the input only, ResNet-10 against EDLNet-10
   (elastic, exact reweighting gradients) at ``--attack-width`` (16: the width of the CPU
-  experiments), fp32 and bf16 autocast: time per image, EDLNet ÷ ResNet, and each one's bf16 gain.
+  experiments), fp32 and bf16 autocast: time per image, EDLNet ÷ ResNet, and each one's bf16 gain;
+  EDLNet-10 both with the default fast path and with ``impl="compiled"`` (its first call, which
+  compiles or loads Inductor's cache, is timed apart).
+* ``train_step`` — the same networks, one step of single-step adversarial training (FGSM with
+  random start: the attack's input gradient with frozen parameters, then the training step).
 * ``compile`` (opt-in) — ``torch.compile`` of one layer (fast and reference paths, batch
   ``--compile-batch``) against eager: compile time, and time relative to the floor.
 
@@ -60,8 +66,8 @@ from .measure import autocast_for, peak_step_memory, time_round_robin
 # (channels, spatial size): the first stage of the narrow CIFAR networks every CPU experiment
 # trains (width 16, 32), and stages 1 and 3 of the paper's ResNet-18 (width 64)
 SHAPES = ((16, 32), (32, 32), (64, 32), (256, 8))
-SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "attack_step", "compile")
-DEFAULT_SECTIONS = SECTIONS[:5]  # "compile" is opt-in: compiling takes longer than measuring
+SECTIONS = ("layers", "layers_bf16", "networks", "networks_bf16", "attack_step", "train_step", "compile")
+DEFAULT_SECTIONS = SECTIONS[:6]  # "compile" is opt-in: compiling takes longer than measuring
 SLOW_BF16_REPEATS = 3  # repeats cap where bf16 runs in PyTorch's slow fallback
 DEFAULTS: dict[str, Any] = dict(
     batch=128,
@@ -73,6 +79,7 @@ DEFAULTS: dict[str, Any] = dict(
     n_steps=2,
     width=64,
     attack_width=16,
+    compiled=True,  # time the compiled variants (impl="compiled"); they compile on first use
     device="cpu",
     out=None,
     threads=None,
@@ -82,8 +89,15 @@ LAYER_VARIANTS = {  # name: (DictConv2d options, description)
     "fast": (dict(), "fast path, elastic (default layer)"),
     "fast_vanilla": (dict(mode="vanilla"), "fast path, vanilla (β = 1)"),
     "fast_recompute": (dict(recompute=True), "fast path, elastic, recompute=True"),
+    "fast_detached": (dict(w_grad="detached"), "fast path, elastic, detached reweighting gradient"),
+    "compiled": (dict(impl="compiled"), "compiled path (impl='compiled', torch.compile), elastic"),
+    "compiled_detached": (
+        dict(impl="compiled", w_grad="detached"),
+        "compiled path, elastic, detached reweighting gradient",
+    ),
     "reference": (dict(impl="reference"), "reference autograd RISTA, elastic (before)"),
 }
+BF16_LAYER_VARIANTS = ("fast", "fast_detached", "compiled", "compiled_detached")
 NET_VARIANTS = {  # name: (create_model options, description)
     "resnet18": (dict(), "ResNet-18 (plain convolutions)"),
     "edlnet18": (dict(dl="elastic"), "EDLNet-18, elastic, fast path (default: recompute='auto')"),
@@ -125,6 +139,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULTS["attack_width"],
         help="--layers: width of the ResNet-10/EDLNet-10 of the attack_step section",
+    )
+    p.add_argument(
+        "--no-compiled",
+        dest="compiled",
+        action="store_false",
+        default=None,
+        help="--layers: skip the impl='compiled' variants (they compile on first use: minutes on a CPU)",
     )
     p.add_argument(
         "--compile-batch",
@@ -181,6 +202,7 @@ def _options(args: Any) -> dict[str, Any]:
         opt[key] = int(opt[key])
         if opt[key] < (0 if key in ("warmup", "n_steps") else 1):
             raise ValueError(f"--{key.replace('_', '-')} must be positive, got {opt[key]}")
+    opt["compiled"] = bool(opt["compiled"])
     device = str(opt["device"])
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -270,12 +292,16 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
         x.requires_grad_()
         w.requires_grad_()
         cases = {"floor": _floor_case(x, w, g, opt["n_steps"], precision)}
-        variants = LAYER_VARIANTS if fmt == "contiguous" else {"fast": LAYER_VARIANTS["fast"]}
+        variants = (
+            LAYER_VARIANTS if fmt == "contiguous" else {k: LAYER_VARIANTS[k] for k in ("fast", "compiled")}
+        )
         if precision == "bf16":
             # the default layer under autocast (where bf16 is slow it keeps fp32 convolutions),
             # against the bf16 floor and the fp32 floor of the same batch
-            variants = {"fast": LAYER_VARIANTS["fast"]}
+            variants = {k: LAYER_VARIANTS[k] for k in BF16_LAYER_VARIANTS}
             cases["floor_fp32"] = _floor_case(x, w, g, opt["n_steps"], "fp32")
+        if not opt["compiled"]:
+            variants = {k: v for k, v in variants.items() if v[0].get("impl") != "compiled"}
         layers = {}
         for name, (kw, _) in variants.items():
             torch.manual_seed(0)
@@ -440,6 +466,10 @@ def bench_networks_bf16(opt: dict[str, Any]) -> list[dict[str, Any]]:
 ATTACK_NETS = {  # name: (create_model options, description)
     "resnet10": (dict(), "ResNet-10 (plain convolutions)"),
     "edlnet10": (dict(dl="elastic"), "EDLNet-10, elastic, exact reweighting gradients"),
+    "edlnet10_compiled": (
+        dict(dl="elastic", impl="compiled"),
+        "EDLNet-10, elastic, exact reweighting gradients, impl='compiled'",
+    ),
 }
 
 
@@ -457,9 +487,43 @@ def _input_grad_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, p
     return step
 
 
-def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
+def _fgsm_train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
+    """One step of single-step adversarial training (FGSM with random start, Wong et al. 2020:
+    ε 8/255, step 10/255) in train mode: the attack's input gradient with the parameters frozen,
+    then the training step on the adversarial batch (what ``objective: pgd_at, attack_steps: 1``
+    runs per batch)."""
+    from ..attacks.base import input_gradients_only
+
+    eps, alpha = 8 / 255, 10 / 255
+    gen = torch.Generator(device=x.device).manual_seed(0)
+
+    def step():
+        delta = (torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1) * eps
+        x_adv = (x + delta).requires_grad_(True)
+        with input_gradients_only(model), autocast_for(precision, x.device)():
+            loss = F.cross_entropy(model(x_adv).float(), y)
+        (grad,) = torch.autograd.grad(loss, x_adv)
+        x_adv = (x + (delta + alpha * grad.sign()).clamp(-eps, eps)).clamp(0, 1).detach()
+        with autocast_for(precision, x.device)():
+            loss = F.cross_entropy(model(x_adv).float(), y)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+STEP_KINDS = {  # section: (model mode, step factory)
+    "attack_step": ("eval", _input_grad_step),
+    "train_step": ("train", _fgsm_train_step),
+}
+
+
+def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """ResNet-10 against EDLNet-10 (eager and compiled) at ``--attack-width``, fp32 and bf16:
+    an attack step (``attack_step``) or a single-step adversarial training step (``train_step``)."""
     import edlnet
 
+    mode, factory = STEP_KINDS[kind]
     dev = opt["device"]
     slow = not bf16_native(dev)
     precisions = [p for p in ("fp32", "bf16") if p in opt["precision"]]
@@ -467,13 +531,16 @@ def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
     x, y = _batch(batch, dev)
     cases, meta = {}, {}
     for name, (kw, description) in ATTACK_NETS.items():
+        if kw.get("impl") == "compiled" and not opt["compiled"]:
+            continue
         torch.manual_seed(0)
         if "dl" in kw:
             kw = {**kw, "n_steps": opt["n_steps"]}
-        model = edlnet.create_model("resnet10", width=opt["attack_width"], **kw).to(dev).eval()
+        model = edlnet.create_model("resnet10", width=opt["attack_width"], **kw).to(dev)
+        model.train(mode == "train")
         for precision in precisions:
             key = f"{name}/{precision}"
-            cases[key] = _input_grad_step(model, x, y, precision)
+            cases[key] = factory(model, x, y, precision)
             meta[key] = dict(
                 network=name,
                 description=description,
@@ -481,6 +548,12 @@ def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
                 batch=batch,
                 precision=precision,
             )
+    # the first call of a compiled model compiles (or loads Inductor's cache): timed apart
+    first_call = {}
+    for key, step in cases.items():
+        start = time.perf_counter()
+        step()
+        first_call[key] = time.perf_counter() - start
     load0 = _load()
     timed = time_round_robin(cases, opt["repeats"], max(opt["warmup"], 1), dev)
     load1 = _load()
@@ -495,6 +568,7 @@ def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
                 time_s=t,
                 min_s=timed[key]["min_s"],
                 repeats=timed[key]["n"],
+                first_call_s=first_call[key],
                 images_per_s=batch / t,
                 time_vs_resnet10=t / resnet,
                 bf16_gain=(fp32 / t) if fp32 and m["precision"] == "bf16" else None,
@@ -507,6 +581,12 @@ def bench_attack_step(opt: dict[str, Any]) -> list[dict[str, Any]]:
         if r["bf16_gain"] and gains.get("resnet10"):
             r["bf16_gain_vs_resnet10"] = r["bf16_gain"] / gains["resnet10"]
     return rows
+
+
+STEP_TITLES = {
+    "attack_step": "One attack step (eval mode, input gradient only)",
+    "train_step": "One single-step adversarial training step (FGSM with random start, train mode)",
+}
 
 
 # -- torch.compile section ---------------------------------------------------------------------
@@ -652,33 +732,36 @@ def markdown(result: dict[str, Any]) -> str:
                 for r in result["networks_bf16"]
             ],
         )
-    if result.get("attack_step"):
-        lines += _grid(
-            "One attack step (eval mode, input gradient only)",
-            [
-                "network",
-                "width",
-                "batch",
-                "precision",
-                "images/s",
-                "× ResNet-10",
-                "bf16 gain",
-                "gain ÷ ResNet's",
-            ],
-            [
+    for kind, title in STEP_TITLES.items():
+        if result.get(kind):
+            lines += _grid(
+                title,
                 [
-                    r["network"],
-                    str(r["width"]),
-                    str(r["batch"]),
-                    r["precision"],
-                    _fmt(r["images_per_s"], 0),
-                    _fmt(r["time_vs_resnet10"], 2),
-                    _fmt(r.get("bf16_gain"), 2),
-                    _fmt(r.get("bf16_gain_vs_resnet10"), 2),
-                ]
-                for r in result["attack_step"]
-            ],
-        )
+                    "network",
+                    "width",
+                    "batch",
+                    "precision",
+                    "images/s",
+                    "× ResNet-10",
+                    "bf16 gain",
+                    "gain ÷ ResNet's",
+                    "first call (s)",
+                ],
+                [
+                    [
+                        r["network"],
+                        str(r["width"]),
+                        str(r["batch"]),
+                        r["precision"],
+                        _fmt(r["images_per_s"], 0),
+                        _fmt(r["time_vs_resnet10"], 2),
+                        _fmt(r.get("bf16_gain"), 2),
+                        _fmt(r.get("bf16_gain_vs_resnet10"), 2),
+                        _fmt(r.get("first_call_s"), 1),
+                    ]
+                    for r in result[kind]
+                ],
+            )
     if result.get("compile"):
         lines += _grid(
             "torch.compile, one 64→64 layer at 32×32 (fp32)",
@@ -755,8 +838,9 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
         result["networks"] = section("networks", lambda: bench_networks(opt))
     if "networks_bf16" in opt["sections"] and "bf16" in opt["precision"]:
         result["networks_bf16"] = section("networks_bf16", lambda: bench_networks_bf16(opt))
-    if "attack_step" in opt["sections"]:
-        result["attack_step"] = section("attack_step", lambda: bench_attack_step(opt))
+    for kind in STEP_KINDS:
+        if kind in opt["sections"]:
+            result[kind] = section(kind, lambda kind=kind: bench_steps(opt, kind))
     if "compile" in opt["sections"]:
         result["compile"] = section("compile", lambda: bench_compile(opt))
     result["wall_s"] = time.time() - t0

@@ -170,11 +170,15 @@ def _weighted_residual(r: torch.Tensor, den: torch.Tensor, beta: Scalar, out: to
 
 def _threshold_(v: torch.Tensor, tau: Scalar, nonneg: bool, buf: list) -> torch.Tensor:
     """In place: soft thresholding T_τ(v) = sign(v)·max(|v| − τ, 0) (softshrink computes
-    v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``. A tensor τ (softshrink takes
-    numbers only) uses v − clamp(v, −τ, τ), again bitwise the same, with ``buf[0]`` as the
-    clamp's buffer (allocated on first use)."""
+        v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``. A tensor τ (softshrink takes
+        numbers only) uses v − clamp(v, −τ, τ), again bitwise the same, with ``buf[0]`` as the
+        clamp's buffer (allocated on first use); a CPU tensor τ is read as a number (bitwise the same
+    result, one pass instead of two)."""
     if nonneg:
         return v.sub_(tau).clamp_min_(0.0)
+    if _is_tensor(tau) and tau.device.type == "cpu" and not torch.compiler.is_compiling():
+        # reading a CPU tensor costs no device sync: softshrink's one pass instead of two
+        tau = tau.item()
     if _is_tensor(tau):
         if not buf or buf[0].shape != v.shape or buf[0].stride() != v.stride():
             buf[:] = [torch.empty_like(v)]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..allocator import keep_freed_memory
 from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset, mixup, read_npz
 from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
@@ -173,6 +174,8 @@ class Trainer:
         # under torchrun with CUDA: cuda:LOCAL_RANK, made current before NCCL starts
         self.info = init_distributed(resolve_device(cfg.device))
         self.device = compute_device(resolve_device(cfg.device), self.info)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # a CPU step reuses the last step's memory (edlnet.allocator)
         torch.manual_seed(cfg.seed)
         self.data = load_data(cfg, self.device)
         self.model = build_model(cfg, self.data.num_classes).to(self.device)
