@@ -314,23 +314,7 @@ class DictConv2d(nn.Module):
         if self.impl in ("fast", "compiled") and not return_terms:
             # both divide by ‖A‖₂ and rescale the code themselves (see rista_fast's norm)
             sigma, eta = self._norm_and_step(x)
-            if self.impl == "compiled":
-                return rista_compiled(
-                    x,
-                    self.weight,
-                    n_steps=self.n_steps,
-                    beta=self.beta,
-                    lam=self.lam,
-                    step=eta,
-                    eps=self.eps,
-                    nonneg=self.nonneg,
-                    w_grad=self.w_grad,
-                    norm=sigma,
-                    **self._geometry(),
-                )
-            return rista_fast(
-                x,
-                self.weight,
+            options = dict(
                 n_steps=self.n_steps,
                 beta=self.beta,
                 lam=self.lam,
@@ -339,9 +323,11 @@ class DictConv2d(nn.Module):
                 nonneg=self.nonneg,
                 w_grad=self.w_grad,
                 norm=sigma,
-                recompute=self.recomputes(),
                 **self._geometry(),
             )
+            if self.impl == "compiled":
+                return rista_compiled(x, self.weight, **options)
+            return rista_fast(x, self.weight, recompute=self.recomputes(), **options)
         weight, scale, eta = self._solver_inputs(x)
         out = rista(
             x,

@@ -57,6 +57,16 @@ def is_vanilla(beta: Number) -> bool:
     return not isinstance(beta, torch.Tensor) and float(beta) == 1.0
 
 
+def check_iteration(n_steps: int, beta: Number, eps: float, w_grad: str | None = None) -> None:
+    """The argument checks every RISTA implementation shares (``w_grad`` when it takes one)."""
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    if eps <= 0 and not is_vanilla(beta):
+        raise ValueError(f"eps must be > 0 when beta < 1 (w = 1/(2(|r|+eps))), got {eps}")
+    if w_grad is not None and w_grad not in ("exact", "detached"):
+        raise ValueError(f"w_grad must be 'exact' or 'detached', got {w_grad!r}")
+
+
 def objective_terms(
     x: torch.Tensor, z: torch.Tensor, recon: torch.Tensor, beta: Number, lam: Number
 ) -> tuple[torch.Tensor, ...]:
@@ -88,10 +98,7 @@ def rista(
 
     ``beta``, ``lam`` and ``step`` may be Python numbers or scalar tensors (learnable).
     """
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    if eps <= 0 and not is_vanilla(beta):
-        raise ValueError(f"eps must be > 0 when beta < 1 (w = 1/(2(|r|+eps))), got {eps}")
+    check_iteration(n_steps, beta, eps)
     geom = dict(stride=pair(stride), padding=pair(padding), dilation=pair(dilation), groups=groups)
     size = x.shape[-2:]
     z = dict_apply(x, weight, **geom)

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 
 from .conv_ops import dict_adjoint, dict_apply, pair
-from .rista import Number, is_vanilla, reweighting
+from .rista import Number, check_iteration, is_vanilla, reweighting
 from .rista_fast import resolve_dtypes
 from .thresholds import threshold
 
@@ -124,12 +124,7 @@ def rista_compiled(
     """Unrolled RISTA through ``torch.compile``: same arguments and result as
     :func:`~edlnet.layers.rista_fast.rista_fast` (``norm``, ``conv_dtype`` included, no
     ``recompute``: the compiler decides what to save)."""
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    if eps <= 0 and not is_vanilla(beta):
-        raise ValueError(f"eps must be > 0 when beta < 1 (w = 1/(2(|r|+eps))), got {eps}")
-    if w_grad not in ("exact", "detached"):
-        raise ValueError(f"w_grad must be 'exact' or 'detached', got {w_grad!r}")
+    check_iteration(n_steps, beta, eps, w_grad)
     state, conv = resolve_dtypes(x, weight, conv_dtype)
     if norm is not None and not isinstance(norm, torch.Tensor):
         norm = torch.tensor(float(norm), dtype=state, device=x.device)

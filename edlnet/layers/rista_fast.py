@@ -65,9 +65,12 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .conv_ops import IntPair, adjoint_output_padding, pair
-from .rista import Number, is_vanilla
+from .rista import Number, check_iteration, is_vanilla
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
+# A CPU tensor τ is read as a number (softshrink: one pass instead of two, bitwise the same);
+# on other devices that read would be a host synchronization, so it never happens there.
+READ_CPU_SCALARS = True
 
 
 def native_low_precision(device_type: str, dtype: torch.dtype) -> bool:
@@ -176,7 +179,12 @@ def _threshold_(v: torch.Tensor, tau: Scalar, nonneg: bool, buf: list) -> torch.
     result, one pass instead of two)."""
     if nonneg:
         return v.sub_(tau).clamp_min_(0.0)
-    if _is_tensor(tau) and tau.device.type == "cpu" and not torch.compiler.is_compiling():
+    if (
+        READ_CPU_SCALARS
+        and _is_tensor(tau)
+        and tau.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+    ):
         # reading a CPU tensor costs no device sync: softshrink's one pass instead of two
         tau = tau.item()
     if _is_tensor(tau):
@@ -554,13 +562,8 @@ def rista_fast(
 
     First-order gradients only (double backward raises an error).
     """
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    check_iteration(n_steps, beta, eps, w_grad)
     vanilla = is_vanilla(beta)
-    if eps <= 0 and not vanilla:
-        raise ValueError(f"eps must be > 0 when beta < 1 (w = 1/(2(|r|+eps))), got {eps}")
-    if w_grad not in ("exact", "detached"):
-        raise ValueError(f"w_grad must be 'exact' or 'detached', got {w_grad!r}")
     geom = dict(stride=pair(stride), padding=pair(padding), dilation=pair(dilation), groups=groups)
     if n_steps == 0:  # the convolution (with weight/norm, rescaled by norm: the same thing)
         return F.conv2d(x, weight, None, geom["stride"], geom["padding"], geom["dilation"], groups)
