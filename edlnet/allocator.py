@@ -5,10 +5,12 @@ the *mmap threshold* (128 KiB at start, raised on the fly up to 32 MiB) with a f
 unmaps it on ``free``; smaller requests come from the heap, whose top is returned to the system
 (``trim``) whenever more than 128 KiB of it is free. Either way a training step that allocates
 and frees the same activations every iteration gets fresh pages every iteration, and the first
-write to each page is a page fault: on the 2-core AMD EPYC of the speed issue, writing a fresh
-8 MiB tensor took several times as long as writing it in place, and one elastic 16→16 layer at
-32×32 (batch 128, forward + backward, fp32) ran in 196 ms with glibc's defaults against 118 ms
-with the heap kept (the plain convolutions of the same shape: 106 → 77 ms).
+write to each page is a page fault. Measured on the 2-core AMD EPYC of the speed issue
+(``benchmarks/allocator.py``, results in ``benchmarks/results/allocator.md``): one elastic
+64→64 layer at 32×32 (batch 128, forward + backward) 1.21 s with glibc's defaults, 0.81 s with
+the heap kept (bf16: 0.69 → 0.50 s; its plain convolutions 0.94 → 0.74 s). Narrow layers gain
+little once larger ones have run in the same process (glibc's threshold rises with the largest
+block freed): 16→16 1.07× there.
 
 What. :func:`keep_freed_memory` sets two ``mallopt`` parameters: no ``mmap`` for large blocks
 (``M_MMAP_MAX = 0``: the 32 MiB activations of a 64-channel CIFAR layer would still be mapped
