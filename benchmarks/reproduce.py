@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from edlnet.allocator import keep_freed_memory
 from edlnet.records import read_jsonl, write_json, write_yaml
 from edlnet.train.config import load_config
 from edlnet.train.loop import Trainer
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop starting new epochs after this long (resume by running again)",
     )
     args = p.parse_args(argv)
+    keep_freed_memory()  # training and attacks reuse each step's memory (no numerical effect)
     study = Study(args.scale, args.data_root, time.time() + 60 * args.max_minutes)
     if args.stage == "train":
         done = study.train(args.only)
