@@ -101,6 +101,13 @@ def epochs_done(run_dir: Path) -> int:
     return len(read_jsonl(metrics)) if metrics.is_file() else 0
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (the records name what
+    they read, and committed records hold no absolute paths of the machine), else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def is_finished(run_dir: Path) -> bool:
     return (run_dir / "train_results.json").is_file()
 
@@ -294,7 +301,7 @@ class Study:
         seed = self.arms[name].get("seed", 0)
         group = self.arms[name]["group"]
         compare = [
-            str(self.runs / f"{group}-{d}-s{seed}")
+            shown(self.runs / f"{group}-{d}-s{seed}")
             for d in ("plain", "vanilla")
             if is_finished(self.runs / f"{group}-{d}-s{seed}")
         ]
@@ -303,11 +310,11 @@ class Study:
             flush=True,
         )
         ctx = build_context(
-            str(run_dir),
+            shown(run_dir),  # the analyses record the paths they read: keep them relative
             compare,
             settings=Settings(n_images=64, n_steps=CONVERGENCE_STEPS),
             which="last",
-            out_dir=str(out),
+            out_dir=shown(out),
             dataset="cifar10-sample",
             device="cpu",
         )
