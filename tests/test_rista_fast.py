@@ -15,12 +15,7 @@ D64 = torch.float64
 EPS = 0.05
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scalars(kind, beta_logit, lam_t):

@@ -16,12 +16,7 @@ from edlnet.layers.rista_fast import _Config, _forward, _Scalars, _threshold_, r
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tensor_threshold_is_bitwise_softshrink():

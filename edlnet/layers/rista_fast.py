@@ -173,25 +173,30 @@ def _weighted_residual(r: torch.Tensor, den: torch.Tensor, beta: Scalar, out: to
 
 def _threshold_(v: torch.Tensor, tau: Scalar, nonneg: bool, buf: list) -> torch.Tensor:
     """In place: soft thresholding T_τ(v) = sign(v)·max(|v| − τ, 0) (softshrink computes
-        v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``. A tensor τ (softshrink takes
-        numbers only) uses v − clamp(v, −τ, τ), again bitwise the same, with ``buf[0]`` as the
-        clamp's buffer (allocated on first use); a CPU tensor τ is read as a number (bitwise the same
-    result, one pass instead of two)."""
+    v ∓ τ, bitwise the same), or max(v − τ, 0) when ``nonneg``. A tensor τ (softshrink takes
+    numbers only) uses v − clamp(v, −τ, τ), again bitwise the same, with ``buf[0]`` as the
+    clamp's buffer (allocated on first use)."""
     if nonneg:
         return v.sub_(tau).clamp_min_(0.0)
+    if _is_tensor(tau):
+        if not buf or buf[0].shape != v.shape or buf[0].stride() != v.stride():
+            buf[:] = [torch.empty_like(v)]
+        return v.sub_(torch.clamp(v, -tau, tau, out=buf[0]))
+    return torch._C._nn.softshrink(v, tau, out=v)
+
+
+def _host_threshold(tau: Scalar) -> Scalar:
+    """τ as a number when it is a CPU tensor (reading it costs no device sync there, and the
+    threshold then runs as softshrink: one pass instead of two, bitwise the same); as it is on
+    other devices and while ``torch.compile`` traces."""
     if (
         READ_CPU_SCALARS
         and _is_tensor(tau)
         and tau.device.type == "cpu"
         and not torch.compiler.is_compiling()
     ):
-        # reading a CPU tensor costs no device sync: softshrink's one pass instead of two
-        tau = tau.item()
-    if _is_tensor(tau):
-        if not buf or buf[0].shape != v.shape or buf[0].stride() != v.stride():
-            buf[:] = [torch.empty_like(v)]
-        return v.sub_(torch.clamp(v, -tau, tau, out=buf[0]))
-    return torch._C._nn.softshrink(v, tau, out=v)
+        return tau.item()
+    return tau
 
 
 def _axpy_(y: torch.Tensor, x: torch.Tensor, a: Scalar, out: torch.Tensor) -> torch.Tensor:
@@ -263,7 +268,7 @@ def _forward(
     op = adjoint_output_padding(
         x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride, cfg.padding, cfg.dilation
     )
-    tau = sc.lam * sc.step
+    tau = _host_threshold(sc.lam * sc.step)  # read once per call, not once per step
     alpha = sc.step * _u_scale(cfg, sc.beta)
     zs: list[torch.Tensor] = []
     rs: list[torch.Tensor] = []
