@@ -187,6 +187,7 @@ def low_precision_within_tolerance(ctx: Context) -> str:
         recompute=False,
         state_dtype=torch.float32,
         conv_dtype=torch.float16,
+        out_dtype=torch.float32,
     )
     from edlnet.layers.rista_fast import _Scalars
 

@@ -272,7 +272,11 @@ def test_autocast_uses_low_precision_only_where_it_is_native():
         assert (state, conv) == (torch.float32, expect)
         layer = DictConv2d(2, 3, 3, padding=1)
         y = layer(x.bfloat16())
-        assert y.dtype == torch.float32 and torch.isfinite(y).all()
+        # where bf16 is native the result is bf16, as nn.Conv2d's under this autocast (the
+        # state stays fp32); elsewhere the layer keeps fp32 throughout
+        assert y.dtype == expect and torch.isfinite(y).all()
+        assert DictConv2d(2, 3, 3, padding=1, impl="reference")(x).dtype == torch.bfloat16
+    assert DictConv2d(2, 3, 3, padding=1)(x.bfloat16()).dtype == torch.float32  # no autocast
     assert resolve_dtypes(x.double(), w.double(), "auto") == (D64, D64)
 
 
@@ -324,15 +328,44 @@ def test_layer_bench_writes_the_table(tmp_path):
     assert nets["edlnet18"]["peak_mb"] < nets["edlnet18_reference"]["peak_mb"]
     assert len(result["networks_bf16"]) == 8
     steps = {(r["network"], r["precision"]): r for r in result["attack_step"]}
-    assert set(steps) == {(n, p) for n in ("resnet10", "edlnet10") for p in ("fp32", "bf16")}
+    nets = ("resnet10", "edlnet10", "edlnet10_floor")
+    assert set(steps) == {(n, p) for n in nets for p in ("fp32", "bf16")}
     assert (
         steps[("resnet10", "fp32")]["time_vs_resnet10"] == 1.0 and steps[("edlnet10", "fp32")]["width"] == 8
+    )
+    assert (
+        steps[("edlnet10", "fp32")]["time_vs_floor"] > 0
+        and steps[("resnet10", "fp32")]["time_vs_floor"] is None
     )
     assert steps[("edlnet10", "bf16")]["bf16_gain_vs_resnet10"] > 0
     train = {(r["network"], r["precision"]): r for r in result["train_step"]}
     assert set(train) == set(steps) and all(r["first_call_s"] > 0 for r in train.values())
     md = (tmp_path / "layer_bench.md").read_text()
     assert "One attack step" in md and "One single-step adversarial training step" in md
+
+
+def test_convolution_floor_is_the_layers_convolutions_alone():
+    """The floor network of the step sections: every dictionary layer becomes A, then A*, A per
+    step on its own weight, with nothing in between (the same parameters, nothing else)."""
+    import edlnet
+    from edlnet.bench.layers import ConvolutionChain, convolution_floor
+    from edlnet.layers.dict_conv import dict_layers
+
+    torch.manual_seed(0)
+    layer = DictConv2d(4, 6, 3, stride=2, padding=1, n_steps=2)
+    x = torch.randn(2, 4, 9, 9)
+    w = layer.weight
+    z = F.conv2d(x, w, None, 2, 1)
+    for _ in range(2):
+        z = F.conv2d(F.conv_transpose2d(z, w, None, 2, 1, output_padding=0), w, None, 2, 1)
+    assert torch.allclose(ConvolutionChain(layer)(x), z, atol=1e-6)
+    model = edlnet.create_model("resnet10", width=4, dl="elastic")
+    n_layers, params = len(dict_layers(model)), {id(p) for p in model.parameters()}
+    floor = convolution_floor(model)
+    chains = [m for m in floor.modules() if isinstance(m, ConvolutionChain)]
+    assert not dict_layers(floor) and len(chains) == n_layers
+    assert {id(p) for p in floor.parameters()} <= params
+    assert floor(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_layer_bench_options_are_defensive():

@@ -102,6 +102,7 @@ def _codes(cd, keep=True):
         recompute=False,
         state_dtype=torch.float32,
         conv_dtype=cd,
+        out_dtype=torch.float32,
     )
     sc = _Scalars(beta=1.0, lam=1e-8, step=0.2, norm=None)
     _, zs, _ = _forward(x, w.to(cd), cfg, sc, keep=keep)

@@ -23,7 +23,10 @@ the compiled variants):
   (elastic, exact reweighting gradients) at ``--attack-width`` (16: the width of the CPU
   experiments), fp32 and bf16 autocast: time per image, EDLNet ÷ ResNet, and each one's bf16 gain;
   EDLNet-10 both with the default fast path and with ``impl="compiled"`` (its first call, which
-  compiles or loads Inductor's cache, is timed apart).
+  compiles or loads Inductor's cache, is timed apart), and EDLNet-10's *convolution floor*
+  (``edlnet10_floor``: every dictionary layer reduced to its 2T + 1 chained convolutions, i.e.
+  what the network would cost if its layers cost only their convolutions; "× floor" is the
+  ratio of each EDLNet-10 to it).
 * ``train_step`` — the same networks, one step of single-step adversarial training (FGSM with
   random start: the attack's input gradient with frozen parameters, then the training step).
 * ``compile`` (opt-in) — ``torch.compile`` of one layer (fast and reference paths, batch
@@ -463,6 +466,7 @@ def bench_networks_bf16(opt: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- attack-step section -----------------------------------------------------------------------
+FLOOR_NET = "edlnet10_floor"  # EDLNet-10's convolution floor, a row of the step sections
 ATTACK_NETS = {  # name: (create_model options, description)
     "resnet10": (dict(), "ResNet-10 (plain convolutions)"),
     "edlnet10": (dict(dl="elastic"), "EDLNet-10, elastic, exact reweighting gradients"),
@@ -470,7 +474,46 @@ ATTACK_NETS = {  # name: (create_model options, description)
         dict(dl="elastic", impl="compiled"),
         "EDLNet-10, elastic, exact reweighting gradients, impl='compiled'",
     ),
+    FLOOR_NET: (
+        dict(dl="elastic"),
+        "EDLNet-10 with every dictionary layer reduced to its 2T+1 chained convolutions (its floor)",
+    ),
 }
+
+
+class ConvolutionChain(torch.nn.Module):
+    """A dictionary layer reduced to its floor: the 2T + 1 convolutions of its shapes (A, then
+    A* and A per step, on the layer's own weight) chained with nothing between them."""
+
+    def __init__(self, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.weight, self.n_steps = layer.weight, layer.n_steps
+        self.geometry = dict(
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ..layers.conv_ops import dict_adjoint, dict_apply
+
+        z = dict_apply(x, self.weight, **self.geometry)
+        for _ in range(self.n_steps):
+            z = dict_apply(
+                dict_adjoint(z, self.weight, x.shape[-2:], **self.geometry), self.weight, **self.geometry
+            )
+        return z
+
+
+def convolution_floor(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every ``DictConv2d`` replaced by its :class:`ConvolutionChain`: the time
+    an EDLNet would take if its layers cost only their convolutions."""
+    from ..layers.dict_conv import DictConv2d
+
+    for name, child in model.named_children():
+        if isinstance(child, DictConv2d):
+            setattr(model, name, ConvolutionChain(child))
+        else:
+            convolution_floor(child)
+    return model
 
 
 def _input_grad_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str):
@@ -537,6 +580,8 @@ def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         if "dl" in kw:
             kw = {**kw, "n_steps": opt["n_steps"]}
         model = edlnet.create_model("resnet10", width=opt["attack_width"], **kw).to(dev)
+        if name == FLOOR_NET:
+            model = convolution_floor(model)
         model.train(mode == "train")
         for precision in precisions:
             key = f"{name}/{precision}"
@@ -562,6 +607,8 @@ def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         t = timed[key]["median_s"]
         resnet = timed[f"resnet10/{m['precision']}"]["median_s"]
         fp32 = timed.get(f"{m['network']}/fp32", {}).get("median_s")
+        floor = timed.get(f"{FLOOR_NET}/{m['precision']}", {}).get("median_s")
+        dictionary_net = m["network"] not in ("resnet10", FLOOR_NET)
         rows.append(
             dict(
                 **m,
@@ -571,6 +618,7 @@ def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
                 first_call_s=first_call[key],
                 images_per_s=batch / t,
                 time_vs_resnet10=t / resnet,
+                time_vs_floor=t / floor if floor and dictionary_net else None,
                 bf16_gain=(fp32 / t) if fp32 and m["precision"] == "bf16" else None,
                 load_before=load0,
                 load_after=load1,
@@ -743,6 +791,7 @@ def markdown(result: dict[str, Any]) -> str:
                     "precision",
                     "images/s",
                     "× ResNet-10",
+                    "× floor",
                     "bf16 gain",
                     "gain ÷ ResNet's",
                     "first call (s)",
@@ -755,6 +804,7 @@ def markdown(result: dict[str, Any]) -> str:
                         r["precision"],
                         _fmt(r["images_per_s"], 0),
                         _fmt(r["time_vs_resnet10"], 2),
+                        _fmt(r.get("time_vs_floor"), 2),
                         _fmt(r.get("bf16_gain"), 2),
                         _fmt(r.get("bf16_gain_vs_resnet10"), 2),
                         _fmt(r.get("first_call_s"), 1),

@@ -36,7 +36,7 @@ import torch
 
 from .conv_ops import dict_adjoint, dict_apply, pair
 from .rista import Number, check_iteration, is_vanilla, reweighting
-from .rista_fast import resolve_dtypes
+from .rista_fast import output_dtype, resolve_dtypes
 from .thresholds import threshold
 
 
@@ -58,9 +58,11 @@ def rista_mixed(
     w_grad: str,
     state_dtype: torch.dtype,
     conv_dtype: torch.dtype,
+    out_dtype: torch.dtype,
 ) -> torch.Tensor:
     """norm·z_T of RISTA on the dictionary weight/norm (weight itself when ``norm`` is None),
-    convolutions in ``conv_dtype``, everything else in ``state_dtype``. Plain autograd code."""
+    convolutions in ``conv_dtype``, everything else in ``state_dtype``, the result rounded to
+    ``out_dtype``. Plain autograd code."""
     geom = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     sd, cd = state_dtype, conv_dtype
     size = x.shape[-2:]
@@ -74,7 +76,7 @@ def rista_mixed(
         if not vanilla:
             r = (beta + (1 - beta) * reweighting(r, eps, w_grad)) * r
         z = threshold(z + step * dict_apply(r.to(cd), wc, **geom).to(sd), lam * step, nonneg)
-    return z * norm if norm is not None else z
+    return (z * norm if norm is not None else z).to(out_dtype)
 
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per function and then runs it eagerly;
@@ -142,6 +144,7 @@ def rista_compiled(
         w_grad=w_grad,
         state_dtype=state,
         conv_dtype=conv,
+        out_dtype=output_dtype(x, state, conv),
     )
     if torch.compiler.is_compiling():  # inside torch.compile(model): the outer graph fuses it
         with torch.autocast(x.device.type, enabled=False):

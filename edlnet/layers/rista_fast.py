@@ -110,6 +110,17 @@ def resolve_dtypes(
     return state, conv_dtype
 
 
+def output_dtype(x: torch.Tensor, state: torch.dtype, conv: torch.dtype) -> torch.dtype:
+    """The dtype of the layer's result: under autocast with low-precision convolutions, the
+    autocast dtype (what ``nn.Conv2d`` returns there, so the BatchNorm, ReLU and residual adds
+    after the layer run in bf16 as they do in a plain network; the codes are still computed in
+    the state dtype and rounded once), else the state dtype."""
+    dev = x.device.type
+    if conv != state and torch.is_autocast_enabled(dev) and conv == torch.get_autocast_dtype(dev):
+        return conv
+    return state
+
+
 @dataclass(frozen=True)
 class _Config:
     n_steps: int
@@ -124,6 +135,7 @@ class _Config:
     recompute: bool
     state_dtype: torch.dtype
     conv_dtype: torch.dtype
+    out_dtype: torch.dtype  # of the returned code (output_dtype); the saved one stays in state
 
 
 Scalar = float | torch.Tensor  # a Python number (a constant) or a one-element tensor
@@ -493,7 +505,7 @@ class _RistaFunction(torch.autograd.Function):
             ctx.save_for_backward(x, weight, *tensors)
         else:
             ctx.save_for_backward(x, weight, *tensors, out, *zs, *rs)
-        return out
+        return out if out.dtype == cfg.out_dtype else out.to(cfg.out_dtype)
 
     @staticmethod
     @once_differentiable
@@ -589,6 +601,7 @@ def rista_fast(
         recompute=bool(recompute),
         state_dtype=state,
         conv_dtype=conv,
+        out_dtype=output_dtype(x, state, conv),
         **geom,
     )
     return _RistaFunction.apply(x, weight, beta, lam, step, norm, cfg)
