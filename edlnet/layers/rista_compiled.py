@@ -6,13 +6,14 @@ the elementwise passes between the 2T + 1 convolutions of a layer — the residu
 reweighting, the threshold, their gradients, and under bf16 every cast between the bf16
 convolutions and the fp32 state — cost as much as the convolutions: the hand-written fast path
 (:mod:`edlnet.layers.rista_fast`) runs one pass per operation. Inductor fuses each chain of
-elementwise operations (casts included) into one loop between two convolution calls, and its
-partitioner recomputes cheap elementwise values in the backward pass instead of saving them.
+elementwise operations (casts included) into one loop between two convolution calls, and,
+given an activation-memory budget (``ACTIVATION_MEMORY_BUDGET``), its partitioner saves fewer
+intermediates and recomputes cheap elementwise values inside the fused backward loops.
 Measured on the 2-core AMD EPYC (one elastic layer at 32×32, batch 128, n_steps 2,
 forward+backward, ratio to its convolution floor, ``edlnet bench --layers``, results in
-``benchmarks/results/layer_bench_speed/``): 16→16 fp32 1.74 (eager fast path) → 1.05 (this
-path), 32→32 1.12 → 1.08; bf16 16→16 2.06 → 1.27, 32→32 1.49 → 1.16, 64→64 1.31 → 1.10. It
-saves more for the backward pass than the fast path (96 against 8 MB at 16→16).
+``benchmarks/results/layer_bench_budget/``): 16→16 fp32 1.69 (eager fast path) → 1.05 (this
+path), 32→32 1.14 → 1.07, 64→64 1.13 → 1.03; bf16 16→16 2.27 → 1.21, 32→32 1.54 → 1.10, 64→64
+1.35 → 1.04. It saves 28–48 MB for the backward pass at 16→16 (the fast path 8 MB).
 
 Numerics. The same mathematics as the reference (autograd differentiates it; ``w_grad``
 detaches w exactly like the reference), with the fast path's precisions: convolutions in the
@@ -78,6 +79,13 @@ def rista_mixed(
         z = threshold(z + step * dict_apply(r.to(cd), wc, **geom).to(sd), lam * step, nonneg)
     return (z * norm if norm is not None else z).to(out_dtype)
 
+
+# AOTAutograd's partitioner saves, by default, every intermediate the backward pass reads; with
+# a memory budget it saves less and recomputes the cheap elementwise values inside the fused
+# backward loops instead, which on a CPU is faster because those loops
+# are bound by memory traffic; the memory held for the backward pass drops with it. Measured in
+# benchmarks/results/layer_bench_budget/ against layer_bench_speed/ (time and saved MB).
+ACTIVATION_MEMORY_BUDGET = 0.5
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per function and then runs it eagerly;
 # one network needs one graph per layer geometry, precision and gradient mode (an EDLNet-18 has
@@ -158,6 +166,7 @@ def rista_compiled(
     with (
         torch.autocast(x.device.type, enabled=False),
         torch._dynamo.config.patch(**settings),
+        torch._functorch.config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET),
         _explained_compile_errors(),
     ):
         return _compiled()(*args, **options)
