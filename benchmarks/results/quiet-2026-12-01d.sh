@@ -8,3 +8,6 @@ cd "$(dirname "$0")/../.."
 .venv/bin/python -m edlnet bench --layers --threads 2 \
   --layer-sections layers,layers_bf16,attack_step,train_step \
   --out benchmarks/results/layer_bench_budget > benchmarks/results/layer_bench_budget.log 2>&1
+# a second run of the two network steps (their ratios move by ±5-10% between runs here)
+.venv/bin/python -m edlnet bench --layers --threads 2 --layer-sections attack_step,train_step \
+  --out benchmarks/results/layer_bench_budget/steps_run2 > benchmarks/results/layer_bench_budget/steps_run2.log 2>&1
