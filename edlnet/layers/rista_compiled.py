@@ -82,8 +82,8 @@ def rista_mixed(
 
 # AOTAutograd's partitioner saves, by default, every intermediate the backward pass reads; with
 # a memory budget it saves less and recomputes the cheap elementwise values inside the fused
-# backward loops instead, which on a CPU is faster because those loops
-# are bound by memory traffic; the memory held for the backward pass drops with it. Measured in
+# backward loops instead. Those loops are bound by memory traffic, so this is faster on a CPU,
+# and the memory held for the backward pass drops too. Measured in
 # benchmarks/results/layer_bench_budget/ against layer_bench_speed/ (time and saved MB).
 ACTIVATION_MEMORY_BUDGET = 0.5
 
