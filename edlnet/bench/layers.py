@@ -126,6 +126,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="--layers: networks of the networks section (resnet18 is always timed)",
     )
     p.add_argument(
+        "--layer-precisions",
+        default=None,
+        help="--layers: precisions of the network and step sections (default fp32,bf16); "
+        "fp32 alone keeps the full batch on a CPU without native bf16",
+    )
+    p.add_argument(
         "--net-repeats",
         type=int,
         default=DEFAULTS["net_repeats"],
@@ -179,10 +185,10 @@ def _options(args: Any) -> dict[str, Any]:
     )
     # ``precision`` as a list (programmatic use) selects precisions; the single --precision of the
     # Table 7 command does not, since the layer table is defined in both fp32 and bf16.
-    precision = getattr(args, "precision", None)
-    opt["precision"] = (
-        _names(precision, ("fp32", "bf16")) if not isinstance(precision, str) else ("fp32", "bf16")
-    )
+    precision = getattr(args, "layer_precisions", None) or getattr(args, "precision", None)
+    if isinstance(precision, str) and getattr(args, "layer_precisions", None) is None:
+        precision = None
+    opt["precision"] = _names(precision, ("fp32", "bf16"))
     for key, known in (
         ("sections", SECTIONS),
         ("networks", tuple(NET_VARIANTS)),
