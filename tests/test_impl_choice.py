@@ -162,3 +162,12 @@ def test_training_falls_back_when_the_compiler_fails(tmp_path, native_and_compil
     with pytest.warns(RuntimeWarning, match="InvalidCxxCompiler"):
         run = Trainer(_tiny(tmp_path), progress=False).fit()
     assert json.loads((run / "train_results.json").read_text())["layer_impl"] == "fast"
+
+
+def test_bf16_training_on_a_cpu_without_native_bf16_says_fp32_is_faster(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("edlnet.train.loop.native_low_precision", lambda dev, dtype: False)
+    Trainer(_tiny(tmp_path, dl=None), progress=False).fit()
+    err = capsys.readouterr().err
+    assert "bf16 convolutions are not native on this cpu (a CPU needs AVX512-BF16 or AMX)" in err
+    assert "precision=fp32 is faster here" in err
+    assert "layer_impl=fast (requested auto: no dictionary layers)" in err

@@ -18,7 +18,8 @@ from ..allocator import keep_freed_memory
 from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset, mixup, read_npz
 from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
-from ..layers.impl_choice import ImplChoice, choose_impl, fallback_reason, use_impl
+from ..layers.impl_choice import LOW_PRECISION, ImplChoice, choose_impl, fallback_reason, use_impl
+from ..layers.rista_fast import native_low_precision
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
 from . import commits
@@ -39,6 +40,8 @@ from .penalty import weight_penalty
 from .progress import Progress
 from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
 from .state import collect_train_state, load_train_state, write_train_state
+
+NATIVE_CPU_FEATURES = {"bf16": "AVX512-BF16 or AMX", "fp16": "AVX512-FP16 or AMX-FP16"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -424,6 +427,13 @@ class Trainer:
         c = self.cfg
         choice = self.layer_impl
         self._log(f"training steps: layer_impl={choice.impl} (requested {choice.requested}: {choice.reason})")
+        low = LOW_PRECISION.get(c.precision)
+        if low is not None and not native_low_precision(self.device.type, low):
+            self._log(
+                f"precision={c.precision}: {c.precision} convolutions are not native on this "
+                f"{self.device.type} (a CPU needs {NATIVE_CPU_FEATURES[c.precision]}), so plain convolutions run in "
+                "PyTorch's slow fallback: precision=fp32 is faster here"
+            )
         metric = c.resolved_best_metric()
         done = 0
         # a run resumed after its early stop (killed while finishing) does not train on
