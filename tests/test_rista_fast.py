@@ -377,6 +377,11 @@ def test_layer_bench_options_are_defensive():
     assert opt["batch"] == 128 and opt["sections"] == DEFAULT_SECTIONS
     assert opt["precision"] == ("fp32", "bf16") and opt["device"] == torch.device("cpu")
     assert _options(types.SimpleNamespace(precision=["fp32"]))["precision"] == ("fp32",)
+    # --layer-precisions selects; Table 7's single --precision does not
+    assert _options(types.SimpleNamespace(layer_precisions="fp32"))["precision"] == ("fp32",)
+    assert _options(types.SimpleNamespace(precision="bf16"))["precision"] == ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision"):
+        _options(types.SimpleNamespace(layer_precisions="fp32,fp8"))
     with pytest.raises(ValueError, match="sections"):
         _options(types.SimpleNamespace(layer_sections="layers,everything"))
     with pytest.raises(ValueError, match="batch"):

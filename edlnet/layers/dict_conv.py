@@ -30,7 +30,10 @@ convolutions are cheap for the memory their iterates hold — at most ``RECOMPUT
 multiply-adds per code entry (C/groups·k², e.g. the RGB stem, 27, and 1×1 projection shortcuts
 of up to 256 input channels). In ResNet-18 those layers hold a third of the iterate memory of the
 network for ~1% of its time. ``"reference"`` runs the autograd-traced :func:`rista` (needed for
-double backward; also used whenever objective terms are requested).
+double backward; also used whenever objective terms are requested). ``"compiled"`` runs the
+same iteration through ``torch.compile`` (:mod:`~edlnet.layers.rista_compiled`). A training run
+may run its steps with another implementation than the layers' own (``layer_impl`` of
+``edlnet train``; :mod:`~edlnet.layers.impl_choice`) without changing this attribute.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_ops import pair
+from .impl_choice import effective_impl, fall_back
 from .power_iteration import operator_norm, refresh_vector
 from .rista import RistaTerms, rista
-from .rista_compiled import rista_compiled
+from .rista_compiled import CompiledPathUnavailable, rista_compiled
 from .rista_fast import rista_fast
 
 MODES = ("vanilla", "robust", "elastic")
@@ -311,7 +315,8 @@ class DictConv2d(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, RistaTerms]:
         """The bias-free code (rescaled by ‖A‖₂ when normalized); with ``return_terms`` also the
         per-step objective terms of the problem RISTA solves (on the normalized dictionary)."""
-        if self.impl in ("fast", "compiled") and not return_terms:
+        impl = effective_impl(self.impl)  # a run's training steps may choose it (impl_choice)
+        if impl in ("fast", "compiled") and not return_terms:
             # both divide by ‖A‖₂ and rescale the code themselves (see rista_fast's norm)
             sigma, eta = self._norm_and_step(x)
             options = dict(
@@ -325,8 +330,12 @@ class DictConv2d(nn.Module):
                 norm=sigma,
                 **self._geometry(),
             )
-            if self.impl == "compiled":
-                return rista_compiled(x, self.weight, **options)
+            if impl == "compiled":
+                try:
+                    return rista_compiled(x, self.weight, **options)
+                except CompiledPathUnavailable as e:
+                    if not fall_back(e):
+                        raise
             return rista_fast(x, self.weight, recompute=self.recomputes(), **options)
         weight, scale, eta = self._solver_inputs(x)
         out = rista(

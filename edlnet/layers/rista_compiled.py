@@ -93,6 +93,10 @@ ACTIVATION_MEMORY_BUDGET = 0.5
 RECOMPILE_LIMIT = 256
 
 
+class CompiledPathUnavailable(RuntimeError):
+    """``torch.compile`` could not build the compiled RISTA iteration on this machine."""
+
+
 @contextlib.contextmanager
 def _explained_compile_errors():
     """A failed compilation (no C++ compiler, an Inductor bug) names the way out."""
@@ -102,7 +106,7 @@ def _explained_compile_errors():
     try:
         yield
     except (BackendCompilerFailed, InductorError) as e:
-        raise RuntimeError(
+        raise CompiledPathUnavailable(
             "DictConv2d(impl='compiled') could not compile its RISTA iteration with torch.compile "
             f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). It needs a working C++ compiler "
             "on CPU (Triton on CUDA); use impl='fast' (dl_options: {impl: fast}), the default."

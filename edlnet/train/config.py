@@ -102,6 +102,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; eval is always fp32)
     channels_last: bool = False
+    # RISTA implementation of the training steps (edlnet.layers.impl_choice): auto = "compiled"
+    # for bf16/fp16 steps where the device has native low-precision convolutions and can compile,
+    # else "fast"; validation runs each layer's own impl, in fp32
+    layer_impl: str = "auto"  # auto | fast | compiled | reference
     compile: bool | str = False  # torch.compile the model: true (inductor) or a backend name
     threads: int | None = None  # torch.set_num_threads on CPU
     out_dir: str = "runs"
@@ -157,6 +161,7 @@ CHOICES = {
     "attack_norm": ("Linf", "L2"),
     "augment": ("crop_flip", "none"),
     "attack_w_grad": (None, "exact", "detached"),
+    "layer_impl": ("auto", "fast", "compiled", "reference"),
 }
 
 
@@ -212,6 +217,12 @@ def validate(cfg: TrainConfig, origin: str = "config") -> TrainConfig:
         raise ConfigError(
             f"{origin}: compile must be true, false or a torch.compile backend name "
             f"(inductor, aot_eager, eager), got {cfg.compile!r}"
+        )
+    own = (cfg.dl_options or {}).get("impl")
+    if own not in (None, "fast") and cfg.layer_impl not in ("auto", own):
+        raise ConfigError(
+            f"{origin}: layer_impl={cfg.layer_impl!r} applies to layers built with impl='fast', but "
+            f"dl_options.impl={own!r}; set only one of them"
         )
     if cfg.co_guard is not None and not 0 < cfg.co_guard < 1:
         raise ConfigError(

@@ -18,6 +18,8 @@ from ..allocator import keep_freed_memory
 from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset, mixup, read_npz
 from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
+from ..layers.impl_choice import LOW_PRECISION, ImplChoice, choose_impl, fallback_reason, use_impl
+from ..layers.rista_fast import native_low_precision
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
 from . import commits
@@ -38,6 +40,8 @@ from .penalty import weight_penalty
 from .progress import Progress
 from .resume import RESUME_FILES, check_resume_changes, config_changes, resumable
 from .state import collect_train_state, load_train_state, write_train_state
+
+NATIVE_CPU_FEATURES = {"bf16": "AVX512-BF16 or AMX", "fp16": "AVX512-FP16 or AMX-FP16"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -182,6 +186,7 @@ class Trainer:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(cfg, self.model)
+        self.layer_impl = self._choose_layer_impl()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.autocast = autocast_factory(cfg, self.device)
         self.objective = create_objective(cfg.objective, cfg.objective_options)
@@ -210,6 +215,20 @@ class Trainer:
         model = ckpt.load(ckpt.resolve_checkpoint(path), map_location=self.device)
         model.requires_grad_(False)
         return model.eval()
+
+    def _choose_layer_impl(self) -> ImplChoice:
+        """The RISTA implementation of the training steps (``layer_impl``; see
+        edlnet.layers.impl_choice): validation and checkpoints keep the layers' own."""
+        c = self.cfg
+        if not dict_layers(self.model):
+            return ImplChoice(c.layer_impl, "fast", "no dictionary layers")
+        return choose_impl(c.layer_impl, c.precision, self.device, (c.dl_options or {}).get("impl"))
+
+    def steps_impl(self) -> str:
+        """The implementation the training steps run now (``fast`` after a failed compilation)."""
+        if self.layer_impl.impl == "compiled" and fallback_reason() is not None:
+            return "fast"
+        return self.layer_impl.impl
 
     def _wrap(self) -> nn.Module:
         """The module to run forward on: DDP around the model when distributed, then
@@ -246,6 +265,7 @@ class Trainer:
                     "started": timestamp(),
                     "dataset": self.data.name,
                     "data_info": self.data.info,
+                    "layer_impl": self.layer_impl.to_dict(),
                 },
             )
         if self.info.is_main and resume is not None and self.config_changes:
@@ -356,7 +376,9 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             gen = torch.Generator().manual_seed(stream_seed(c.seed, 1, epoch, step, self.info.rank))
             ctx = Context(self.adversary, gen, self.autocast, self.helper_model)
-            loss, logits = self.objective(model, x, y_soft, ctx)
+            # auto may fall back to the fast path where compiling fails; an explicit choice may not
+            with use_impl(self.layer_impl.impl, fallback=c.layer_impl == "auto"):
+                loss, logits = self.objective(model, x, y_soft, ctx)
             loss = loss + weight_penalty(self.model, c.l1_penalty, c.l2_penalty)
             loss_value = loss.item()
             # Every rank takes the decision together (an all-reduced flag): a rank that stopped
@@ -403,6 +425,15 @@ class Trainer:
         self._start(resume)
         self.ddp = self._wrap()
         c = self.cfg
+        choice = self.layer_impl
+        self._log(f"training steps: layer_impl={choice.impl} (requested {choice.requested}: {choice.reason})")
+        low = LOW_PRECISION.get(c.precision)
+        if low is not None and not native_low_precision(self.device.type, low):
+            self._log(
+                f"precision={c.precision}: {c.precision} convolutions are not native on this "
+                f"{self.device.type} (a CPU needs {NATIVE_CPU_FEATURES[c.precision]}), so plain convolutions run in "
+                "PyTorch's slow fallback: precision=fp32 is faster here"
+            )
         metric = c.resolved_best_metric()
         done = 0
         # a run resumed after its early stop (killed while finishing) does not train on
@@ -411,6 +442,8 @@ class Trainer:
             self._switch_if_due(epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "mode": self._mode()}
             record.update(self.train_epoch(epoch))
+            if self.steps_impl() != self.layer_impl.impl and epoch == self.start_epoch:
+                self._log(f"training steps: layer_impl=fast after all: {fallback_reason()}")
             if (epoch + 1) % c.val_every == 0 or epoch + 1 == c.epochs:
                 if self.data.x_val is not None:
                     v = validate(self.model, self.data.x_val, self.data.y_val, c, self.info)
@@ -518,6 +551,7 @@ class Trainer:
                 "n_test": len(x),
                 "dataset": self.data.name,
                 "images_per_s_mean": sum(r["images_per_s"] for r in history) / max(len(history), 1),
+                "layer_impl": self.steps_impl(),
                 "finished": timestamp(),
             },
         )
