@@ -241,9 +241,23 @@ def test_low_precision_convolutions_keep_the_state_in_fp32():
     rel = lambda a: float((a.double() - ref).norm() / ref.norm())
     assert rel(z32) < 1e-6
     assert rel(zbf) < 2e-2
-    # gradients of x, the weight, β and η, for both reweighting policies (η a tensor, so the
-    # threshold's gradient runs too): within bf16 error of the float64 reference (measured:
-    # 0.4-6%, the x gradient worst, the same before and after the mixed-dtype fusions)
+
+
+@pytest.mark.skipif(
+    not native_low_precision("cpu", torch.bfloat16),
+    reason="bf16 is not native here: PyTorch's fallback bf16 convolution is less accurate than "
+    "oneDNN's (a β/η gradient beyond this tolerance on an AVX2 EPYC), and the layers never use it (conv_dtype="
+    "'auto' keeps fp32 convolutions there)",
+)
+def test_low_precision_gradients_stay_within_bf16_error():
+    """Gradients of x, the weight, β and η, for both reweighting policies (η a tensor, so the
+    threshold's gradient runs too), with bf16 convolutions and the state in fp32: within bf16
+    error of the float64 reference (measured: 0.4-6%, the x gradient worst, the same before and
+    after the mixed-dtype fusions)."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 8, 8)
+    w = torch.randn(4, 4, 3, 3) * 0.2
+    kw = dict(n_steps=2, beta=0.5, lam=0.05, step=0.3, eps=0.1, padding=1)
     for w_grad in ("exact", "detached"):
         grads = {}
         for name, dt, conv in (("ref", torch.float64, None), ("bf16", torch.float32, torch.bfloat16)):
