@@ -112,13 +112,16 @@ def use_impl(impl: str | None, fallback: bool = False) -> Iterator[None]:
         _step_impl, _fallback = saved
 
 
+def after_fallback(impl: str) -> str:
+    """``impl``, or ``fast`` for ``compiled`` once a compilation has fallen back in this process."""
+    return "fast" if impl == "compiled" and _fallback_reason is not None else impl
+
+
 def effective_impl(own: str) -> str:
     """The implementation a layer whose ``impl`` is ``own`` runs now."""
     if own != "fast" or _step_impl is None:
         return own
-    if _step_impl == "compiled" and _fallback_reason is not None:
-        return "fast"
-    return _step_impl
+    return after_fallback(_step_impl)
 
 
 def fall_back(error: Exception) -> bool:

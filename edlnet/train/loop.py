@@ -18,7 +18,14 @@ from ..allocator import keep_freed_memory
 from ..data import BatchIterator, ImageDataset, crop_flip, cutout, load_dataset, mixup, read_npz
 from ..data.loader import stream_seed
 from ..layers.dict_conv import betas, dict_layers, set_mode
-from ..layers.impl_choice import LOW_PRECISION, ImplChoice, choose_impl, fallback_reason, use_impl
+from ..layers.impl_choice import (
+    LOW_PRECISION,
+    ImplChoice,
+    after_fallback,
+    choose_impl,
+    fallback_reason,
+    use_impl,
+)
 from ..layers.rista_fast import native_low_precision
 from ..models.registry import create_model
 from ..records import append_jsonl, environment, new_run_dir, timestamp, write_json, write_yaml
@@ -226,9 +233,7 @@ class Trainer:
 
     def steps_impl(self) -> str:
         """The implementation the training steps run now (``fast`` after a failed compilation)."""
-        if self.layer_impl.impl == "compiled" and fallback_reason() is not None:
-            return "fast"
-        return self.layer_impl.impl
+        return after_fallback(self.layer_impl.impl)
 
     def _wrap(self) -> nn.Module:
         """The module to run forward on: DDP around the model when distributed, then
