@@ -132,15 +132,16 @@ def test_bf16_convolutions_still_save_bf16_codes():
         assert torch.equal(z != 0, s != 0)
 
 
-def test_compile_fullgraph_edlnet18_forward_backward():
-    """Dynamo captures a whole EDLNet-18 training step in one graph (any host read of a value
-    would be a graph break, an error under fullgraph=True). Backend aot_eager: it traces forward
-    and backward through AOTAutograd like inductor does, without inductor's C++ code generation,
-    which takes minutes at one thread (gpu_check.py compiles with inductor on the GPU). One eager
-    step first: the power iteration's cold start stops on a value it reads."""
+def test_compile_fullgraph_edlnet10_forward_backward():
+    """Dynamo captures a whole EDLNet-10 training step in one graph (any host read of a value
+    would be a graph break, an error under fullgraph=True); EDLNet-10 has every layer kind of the
+    deeper ResNets, which only repeat them. Backend aot_eager: it traces forward and backward
+    through AOTAutograd like inductor does, without inductor's C++ code generation, which takes
+    minutes at one thread (gpu_check.py compiles with inductor on the GPU). One eager step first:
+    the power iteration's cold start stops on a value it reads."""
     torch.manual_seed(0)
     torch._dynamo.reset()
-    model = edlnet.create_model("resnet18", dl="elastic", width=4).train()
+    model = edlnet.create_model("resnet10", dl="elastic", width=4).train()
     x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
     model(x)
     eager = copy.deepcopy(model)
