@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edlnet.bench import BenchSettings, run_bench, write_bench
-from edlnet.bench.measure import peak_step_memory
+from edlnet.bench.measure import median_interval, paired_ratio, peak_step_memory
 from edlnet.bench.table7 import TABLE7_MS
 from edlnet.cli import main
 
@@ -102,3 +102,26 @@ def test_bench_cli_and_layers_hook(tmp_path, capsys):
         == 2
     )
     assert "lower --layers-list" in capsys.readouterr().err
+
+
+def test_median_interval_is_the_distribution_free_one():
+    """The order statistics of the binomial sign test: 10 values give x_(2)..x_(9) (coverage
+    97.9%), 20 give x_(6)..x_(15); 5 values cannot cover the median with 95% (1/16 per tail)."""
+    assert median_interval(range(1, 11)) == (2, 9)
+    assert median_interval(range(20, 0, -1)) == (6, 15)  # sorted first
+    assert median_interval(range(1, 7)) == (1, 6)
+    assert median_interval(range(1, 6)) is None
+    assert median_interval(range(1, 11), confidence=0.5) == (4, 7)
+
+
+def test_paired_ratio_cancels_load_that_drifts_over_the_rounds():
+    base = [1.0, 1.5, 3.0, 1.2, 2.5, 1.0, 4.0, 1.1]  # a neighbour comes and goes
+    times = [1.1 * b for b in base]
+    p = paired_ratio(times, base)
+    assert p["median"] == pytest.approx(1.1) and p["ci"] == pytest.approx([1.1, 1.1])
+    # the ratio of the medians of the same numbers is the same here, but the medians alone
+    # would spread: a shuffled pairing gives a wide interval
+    wide = paired_ratio(times, base[::-1])
+    assert wide["ci"][1] - wide["ci"][0] > 1.0
+    with pytest.raises(ValueError, match="one base time per time"):
+        paired_ratio(times, base[:-1])

@@ -333,6 +333,8 @@ def test_layer_bench_writes_the_table(tmp_path):
     by = {(r["channels"], r["memory_format"], r["variant"]): r for r in layers}
     assert all(r["time_s"] > 0 for r in layers)
     assert by[(64, "contiguous", "floor")]["ratio_to_floor"] == 1.0
+    assert by[(64, "contiguous", "floor")]["ratio_to_floor_paired"]["median"] == 1.0
+    assert all(len(r["times_s"]) == r["repeats"] for r in layers)
     # saved memory: recompute keeps only the input; the fast path a fraction of the reference
     fast, ref = by[(64, "contiguous", "fast")]["saved_mb"], by[(64, "contiguous", "reference")]["saved_mb"]
     assert by[(64, "contiguous", "fast_recompute")]["saved_mb"] < fast < ref / 2
@@ -352,6 +354,9 @@ def test_layer_bench_writes_the_table(tmp_path):
         and steps[("resnet10", "fp32")]["time_vs_floor"] is None
     )
     assert steps[("edlnet10", "bf16")]["bf16_gain_vs_resnet10"] > 0
+    assert steps[("resnet10", "fp32")]["time_vs_resnet10_paired"]["median"] == 1.0
+    assert steps[("edlnet10", "fp32")]["time_vs_floor_paired"]["median"] > 0
+    assert steps[("resnet10", "fp32")]["time_vs_floor_paired"] is None
     train = {(r["network"], r["precision"]): r for r in result["train_step"]}
     assert set(train) == set(steps) and all(r["first_call_s"] > 0 for r in train.values())
     md = (tmp_path / "layer_bench.md").read_text()

@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tables import markdown_grid
-from .measure import autocast_for, peak_step_memory, time_round_robin
+from .measure import autocast_for, paired_ratio, peak_step_memory, time_round_robin
 
 # (channels, spatial size): the first stage of the narrow CIFAR networks every CPU experiment
 # trains (width 16, 32), and stages 1 and 3 of the paper's ResNet-18 (width 64)
@@ -335,6 +335,8 @@ def bench_layers(opt: dict[str, Any], precision: str) -> list[dict[str, Any]]:
                 min_s=t["min_s"],
                 repeats=t["n"],
                 ratio_to_floor=t["median_s"] / floor,
+                ratio_to_floor_paired=paired_ratio(t["times_s"], timed["floor"]["times_s"]),
+                times_s=t["times_s"],
                 load_before=load0,
                 load_after=load1,
             )
@@ -615,6 +617,9 @@ def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
         fp32 = timed.get(f"{m['network']}/fp32", {}).get("median_s")
         floor = timed.get(f"{FLOOR_NET}/{m['precision']}", {}).get("median_s")
         dictionary_net = m["network"] not in ("resnet10", FLOOR_NET)
+        paired = lambda base, key=key: (
+            paired_ratio(timed[key]["times_s"], timed[base]["times_s"]) if base in timed else None
+        )
         rows.append(
             dict(
                 **m,
@@ -625,6 +630,9 @@ def bench_steps(opt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
                 images_per_s=batch / t,
                 time_vs_resnet10=t / resnet,
                 time_vs_floor=t / floor if floor and dictionary_net else None,
+                time_vs_resnet10_paired=paired(f"resnet10/{m['precision']}"),
+                time_vs_floor_paired=paired(f"{FLOOR_NET}/{m['precision']}") if dictionary_net else None,
+                times_s=timed[key]["times_s"],
                 bf16_gain=(fp32 / t) if fp32 and m["precision"] == "bf16" else None,
                 load_before=load0,
                 load_after=load1,
@@ -699,6 +707,14 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _paired(p: dict[str, Any] | None) -> str:
+    """A paired ratio as "median [low, high]" ("–" where there is none, e.g. an old record)."""
+    if not p:
+        return "–"
+    ci = f" [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]" if p.get("ci") else ""
+    return f"{p['median']:.2f}{ci}"
+
+
 def _grid(title: str, columns: list[str], rows: list[list[str]], intro: str | None = None) -> list[str]:
     """One section of the Markdown report: heading, optional explanation, table."""
     return [f"## {title}", "", *([intro, ""] if intro else []), markdown_grid(columns, rows), ""]
@@ -719,7 +735,18 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("layers"):
         lines += _grid(
             "One layer, forward+backward",
-            ["shape", "batch", "precision", "format", "variant", "time (s)", "× floor", "saved (MB)", "load"],
+            [
+                "shape",
+                "batch",
+                "precision",
+                "format",
+                "variant",
+                "time (s)",
+                "× floor",
+                "paired × floor [95%]",
+                "saved (MB)",
+                "load",
+            ],
             [
                 [
                     f"{r['channels']}→{r['channels']} @ {r['size']}×{r['size']}",
@@ -729,14 +756,17 @@ def markdown(result: dict[str, Any]) -> str:
                     r["variant"],
                     _fmt(r["time_s"]),
                     _fmt(r["ratio_to_floor"], 2),
+                    _paired(r.get("ratio_to_floor_paired")) if r["variant"] != "floor" else "–",
                     _fmt(r.get("saved_mb"), 1),
                     load(r),
                 ]
                 for r in result["layers"]
             ],
-            "Median seconds; × floor is the ratio to the floor of the same shape, precision, memory "
-            "format and batch (for a floor_fp32 row: fp32 time / bf16 time); load = 1-minute load "
-            "average before→after the block.",
+            "Median seconds; × floor is the ratio of the medians to the floor of the same shape, "
+            "precision, memory format and batch (for a floor_fp32 row: fp32 time / bf16 time); "
+            "paired × floor is the median of the per-round ratios (layer and floor timed in the same "
+            "round-robin round, so drifting load cancels) with a distribution-free 95% interval of "
+            "that median; load = 1-minute load average before→after the block.",
         )
     if result.get("networks"):
         lines += _grid(
@@ -797,7 +827,9 @@ def markdown(result: dict[str, Any]) -> str:
                     "precision",
                     "images/s",
                     "× ResNet-10",
+                    "paired [95%]",
                     "× floor",
+                    "paired [95%]",
                     "bf16 gain",
                     "gain ÷ ResNet's",
                     "first call (s)",
@@ -810,13 +842,18 @@ def markdown(result: dict[str, Any]) -> str:
                         r["precision"],
                         _fmt(r["images_per_s"], 0),
                         _fmt(r["time_vs_resnet10"], 2),
+                        _paired(r.get("time_vs_resnet10_paired")) if r["network"] != "resnet10" else "–",
                         _fmt(r.get("time_vs_floor"), 2),
+                        _paired(r.get("time_vs_floor_paired")),
                         _fmt(r.get("bf16_gain"), 2),
                         _fmt(r.get("bf16_gain_vs_resnet10"), 2),
                         _fmt(r.get("first_call_s"), 1),
                     ]
                     for r in result[kind]
                 ],
+                "× ResNet-10 and × floor are ratios of medians; each paired column is the median of "
+                "the per-round ratios (both networks timed in the same round-robin round) with a "
+                "distribution-free 95% interval of that median.",
             )
     if result.get("compile"):
         lines += _grid(

@@ -16,9 +16,10 @@ Peak memory:
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -31,7 +32,8 @@ def time_round_robin(
     cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: torch.device | None = None
 ) -> dict[str, dict[str, float]]:
     """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
-    drifts during the run hits every case alike); seconds per call (median, minimum, count)."""
+    drifts during the run hits every case alike); seconds per call (median, minimum, count, and
+    the per-round times for paired comparisons: :func:`paired_ratio`)."""
     device = torch.device("cpu") if device is None else device
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for fn in cases.values():
@@ -45,7 +47,39 @@ def time_round_robin(
             fn()
             sync()
             times[name].append(time.perf_counter() - t0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v)} for k, v in times.items()}
+    return {
+        k: {"median_s": statistics.median(v), "min_s": min(v), "n": len(v), "times_s": v}
+        for k, v in times.items()
+    }
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free interval for the median: the order statistics x_(k) and x_(n+1-k) with
+    the largest k for which P(Binomial(n, ½) < k) ≤ (1 − confidence)/2, so it covers the median
+    with probability ≥ ``confidence`` whatever the distribution (10 values: x_(2)..x_(9), 97.9%).
+    None when there are too few values for that (fewer than 6 at 95%)."""
+    xs = sorted(values)
+    n = len(xs)
+    alpha, k, tail = (1 - confidence) / 2, 0, 0.0
+    while k < n:
+        tail += math.comb(n, k) / 2**n  # P(Binomial(n, ½) ≤ k)
+        if tail > alpha:
+            break
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+def paired_ratio(times: Sequence[float], base: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Time ÷ base time of the same round-robin round, its median and the median's interval.
+
+    The two calls of one round run seconds apart, so load that drifts over the run (a busy
+    neighbour on a shared machine) cancels in their ratio; the ratio of the two medians does not
+    see that pairing and has no interval."""
+    if len(times) != len(base):
+        raise ValueError(f"paired_ratio needs one base time per time: {len(times)} ≠ {len(base)}")
+    ratios = [t / b for t, b in zip(times, base)]
+    ci = median_interval(ratios, confidence)
+    return {"median": statistics.median(ratios), "ci": list(ci) if ci else None, "confidence": confidence}
 
 
 def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:
