@@ -125,3 +125,56 @@ def test_paired_ratio_cancels_load_that_drifts_over_the_rounds():
     assert wide["ci"][1] - wide["ci"][0] > 1.0
     with pytest.raises(ValueError, match="one base time per time"):
         paired_ratio(times, base[:-1])
+
+
+def test_targets_hold_miss_or_stay_undetermined_by_the_interval():
+    from edlnet.bench import targets
+
+    assert targets.verdict([1.05] * 10, 1.15)["status"] == "holds"
+    assert targets.verdict([1.25] * 10, 1.15)["status"] == "misses"
+    straddles = [1.0, 1.05, 1.1, 1.12, 1.14, 1.16, 1.18, 1.2, 1.25, 1.3]
+    v = targets.verdict(straddles, 1.15)
+    assert v["status"] == "undetermined" and v["ci"] == [1.05, 1.25]
+    assert targets.verdict([1.0] * 5, 1.15)["status"] == "undetermined"  # too few rounds to claim
+    assert targets.verdict([0.95] * 10, 0.9, at_most=False)["status"] == "holds"
+    assert targets.verdict([0.85] * 10, 0.9, at_most=False)["status"] == "misses"
+
+
+def test_targets_are_judged_on_paired_rounds_from_a_bench_result():
+    from edlnet.bench import targets
+
+    drift = [1.0, 2.0, 1.0, 3.0, 1.0, 2.0, 1.0, 4.0, 1.0, 2.0]  # the machine's load, per round
+    shape = dict(channels=16, size=32, precision="fp32", memory_format="contiguous")
+    layers = [
+        dict(shape, variant="floor", times_s=[0.1 * d for d in drift]),
+        dict(shape, variant="fast", times_s=[0.2 * d for d in drift]),  # 2.0× its floor
+        dict(shape, variant="compiled", times_s=[0.11 * d for d in drift]),  # 1.1×
+        dict(shape, variant="reference", times_s=[0.3 * d for d in drift]),  # not a target
+    ]
+
+    def step(net, precision, seconds):
+        return dict(network=net, precision=precision, times_s=[seconds * d for d in drift])
+
+    steps = [
+        step("resnet10", "fp32", 1.0),
+        step("resnet10", "bf16", 0.5),  # gain 2
+        step("edlnet10", "fp32", 6.0),  # 6× ResNet: misses 5.5
+        step("edlnet10", "bf16", 4.0),  # gain 1.5 = 0.75 of the ResNet's: misses 0.9
+        step("edlnet10_compiled", "fp32", 4.0),
+        step("edlnet10_compiled", "bf16", 2.1),  # gain 1.905 = 0.95 of the ResNet's
+    ]
+    result = {"layers": layers, "attack_step": steps, "bf16_native": True}
+    got = {(t["target"].split()[0], t["case"]): t["status"] for t in targets.judge(result)}
+    assert got[("layer", "16→16 @ 32×32 fp32 contiguous, fast")] == "misses"
+    assert got[("layer", "16→16 @ 32×32 fp32 contiguous, compiled")] == "holds"
+    assert not any("reference" in case for _, case in got)
+    assert got[("EDLNet-10", "attack_step fp32, edlnet10")] == "misses"
+    assert got[("EDLNet-10", "attack_step fp32, edlnet10_compiled")] == "holds"
+    assert got[("bf16", "attack_step, edlnet10")] == "misses"
+    assert got[("bf16", "attack_step, edlnet10_compiled")] == "holds"
+    # where bf16 is emulated its cases say nothing about the library: not judged
+    emulated = targets.judge({**result, "bf16_native": False})
+    assert emulated and not any("bf16" in t["case"] or "bf16" in t["target"] for t in emulated)
+    # a record without per-round times (before they were kept) is not judged
+    old = [{k: v for k, v in r.items() if k != "times_s"} for r in layers]
+    assert targets.judge({"layers": old}) == []

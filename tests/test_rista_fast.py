@@ -361,6 +361,9 @@ def test_layer_bench_writes_the_table(tmp_path):
     assert set(train) == set(steps) and all(r["first_call_s"] > 0 for r in train.values())
     md = (tmp_path / "layer_bench.md").read_text()
     assert "One attack step" in md and "One single-step adversarial training step" in md
+    # one round cannot establish a target either way: every verdict stays undetermined
+    assert result["targets"] and {t["status"] for t in result["targets"]} == {"undetermined"}
+    assert "## Targets" in md
 
 
 def test_convolution_floor_is_the_layers_convolutions_alone():

@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tables import markdown_grid
+from . import targets
 from .measure import autocast_for, paired_ratio, peak_step_memory, time_round_robin
 
 # (channels, spatial size): the first stage of the narrow CIFAR networks every CPU experiment
@@ -871,6 +872,20 @@ def markdown(result: dict[str, Any]) -> str:
                 for r in result["compile"]
             ],
         )
+    if result.get("targets"):
+        lines += _grid(
+            "Targets",
+            ["target", "case", "median", "95% interval", "verdict"],
+            targets.markdown_rows(result["targets"]),
+            "Judged on the per-round ratios (edlnet.bench.targets): holds / misses when the whole "
+            "95% interval of their median is on one side of the bound, undetermined when it "
+            "contains the bound."
+            + (
+                ""
+                if result.get("bf16_native", True)
+                else " bf16 cases are not judged here: bf16 convolutions are not native on this device."
+            ),
+        )
     lines += ["Method: " + result["method"], ""]
     return "\n".join(lines)
 
@@ -937,6 +952,7 @@ def run_layer_bench(args: Any) -> dict[str, Any]:
     if "compile" in opt["sections"]:
         result["compile"] = section("compile", lambda: bench_compile(opt))
     result["wall_s"] = time.time() - t0
+    result["targets"] = targets.judge(result)
     write_json(out / "layer_bench.json", result)
     md = markdown(result)
     atomic_write(out / "layer_bench.md", lambda tmp: Path(tmp).write_text(md))

@@ -1,0 +1,158 @@
+"""Where the compiled dictionary layer's time goes: convolutions against fused elementwise loops.
+
+``edlnet bench --layers`` times one ``DictConv2d(impl="compiled")`` (elastic, n_steps 2,
+forward+backward, batch 128) against its convolution floor (the 2T + 1 chained convolutions).
+This script splits both under ``torch.profiler`` with Inductor's per-kernel profiling on:
+
+* ``conv``: the oneDNN convolution calls (forward and ``convolution_backward``), self time;
+* ``fused``: Inductor's generated loops (every elementwise pass, cast and reduction of the
+  layer, forward and backward), one profiler event per kernel;
+* ``other``: the rest (the norm's power-iteration step on one image, autograd, allocation).
+
+All three are per step, in milliseconds of profiled CPU time (the profiler adds its own
+overhead, so compare the split, not the totals, with the bench's wall times). Comparing
+the two memory formats shows what the layout costs inside the fused loops.
+
+Writes benchmarks/results/compiled_layer_profile.{json,md}. Command (a few minutes; compiles
+each geometry once, later runs reuse Inductor's cache):
+
+    python benchmarks/compiled_layer_profile.py [--batch 128] [--steps 5] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edlnet.layers.dict_conv import DictConv2d
+from edlnet.records import environment
+
+OUT = Path(__file__).parent / "results"
+SHAPES = ((16, 32), (32, 32), (64, 32), (256, 8))  # (channels, spatial size), as edlnet bench --layers
+CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_convolution")
+N_STEPS = 2
+
+
+def _floor(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor):
+    def step():
+        z = F.conv2d(x, w, None, 1, 1)
+        for _ in range(N_STEPS):
+            z = F.conv2d(F.conv_transpose2d(z, w, None, 1, 1), w, None, 1, 1)
+        z.backward(g)
+        x.grad = w.grad = None
+
+    return step
+
+
+def _layer(layer: torch.nn.Module, x: torch.Tensor, g: torch.Tensor):
+    def step():
+        layer(x).backward(g)
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def split(step, steps: int) -> dict[str, float]:
+    """Profiled self time per step (ms): convolutions, Inductor's fused loops, the rest."""
+    for _ in range(2):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    parts = {"conv": 0.0, "fused": 0.0, "other": 0.0}
+    for e in prof.key_averages():
+        kind = "conv" if e.key in CONV_OPS else "fused" if e.key.startswith("graph_") else "other"
+        parts[kind] += e.self_cpu_time_total / 1e3 / steps
+    return parts
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from torch._inductor import config as inductor_config
+
+    inductor_config.cpp.enable_kernel_profile = True  # one profiler event per generated loop
+    rows = []
+    for (channels, size), fmt in [(s, f) for s in SHAPES for f in ("contiguous", "channels_last")]:
+        mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(args.batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
+        g = torch.randn(args.batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
+        w = torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels**0.5)
+        x.requires_grad_()
+        w = w.contiguous(memory_format=mf).requires_grad_()
+        torch.manual_seed(0)
+        layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
+        floor = split(_floor(x, w, g), args.steps)
+        compiled = split(_layer(layer, x, g), args.steps)
+        rows.append(
+            dict(
+                channels=channels,
+                size=size,
+                batch=args.batch,
+                memory_format=fmt,
+                floor_conv_ms=floor["conv"],
+                floor_total_ms=sum(floor.values()),
+                conv_ms=compiled["conv"],
+                fused_ms=compiled["fused"],
+                other_ms=compiled["other"],
+                total_ms=sum(compiled.values()),
+                activation_mb=x.numel() * x.element_size() / 2**20,
+            )
+        )
+        print(rows[-1], flush=True)
+    record = dict(
+        command="python benchmarks/compiled_layer_profile.py " + " ".join(argv or sys.argv[1:]),
+        environment=environment(),
+        options=dict(batch=args.batch, steps=args.steps, threads=args.threads, n_steps=N_STEPS),
+        rows=rows,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compiled_layer_profile.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / "compiled_layer_profile.md").write_text(markdown(record))
+    print(markdown(record))
+    return 0
+
+
+def markdown(record: dict) -> str:
+    env = record["environment"]
+    lines = [
+        "# Where the compiled dictionary layer's time goes",
+        "",
+        f"`{record['command']}` — torch {env['torch']}, CPU {env['cpu']} ({env['cpu_capability']}), "
+        f"{record['options']['threads']} threads, commit {env['git_commit']}.",
+        "",
+        "One elastic `DictConv2d(impl='compiled')`, n_steps 2, forward+backward, batch "
+        f"{record['options']['batch']}; profiled self CPU time per step in ms (mean of "
+        f"{record['options']['steps']} steps). conv = oneDNN convolution calls; fused = Inductor's "
+        "generated loops (all elementwise work, casts and reductions); other = the rest (power "
+        "iteration on one image, autograd, allocation). Last column: the fused loops as a "
+        "fraction of the floor's convolution time — what fusion leaves above the floor.",
+        "",
+        "| shape | format | floor conv | layer conv | fused | other | layer total | fused ÷ floor conv |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['channels']}→{r['channels']} @ {r['size']}×{r['size']} | {r['memory_format']} | "
+            f"{r['floor_conv_ms']:.1f} | {r['conv_ms']:.1f} | {r['fused_ms']:.1f} | {r['other_ms']:.1f} | "
+            f"{r['total_ms']:.1f} | {r['fused_ms'] / r['floor_conv_ms']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
