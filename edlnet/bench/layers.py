@@ -34,7 +34,10 @@ the compiled variants):
 
 Timing: each case runs ``warmup`` times, then the cases run round-robin ``repeats`` times and the
 median is reported, so load that drifts during the run hits all cases alike; the 1-minute load
-average is recorded before and after each block (timings mean something when it is low).
+average is recorded before and after each block (timings mean something when it is low). Ratios
+are also given paired — the median of the per-round ratios with a distribution-free 95% interval
+— and the report ends with the speed targets judged on them (:mod:`edlnet.bench.targets`:
+holds, misses, or undetermined when the interval contains the bound).
 
 Memory. *peak*: :func:`edlnet.bench.measure.peak_step_memory` — on the CPU, where PyTorch keeps
 no allocator statistics, the peak of the running sum of the tensor allocations and frees that
