@@ -27,10 +27,10 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edlnet.bench.layers import _floor_case, _layer_case  # the steps edlnet bench --layers times
 from edlnet.layers.dict_conv import DictConv2d
 from edlnet.records import environment
 
@@ -38,26 +38,6 @@ OUT = Path(__file__).parent / "results"
 SHAPES = ((16, 32), (32, 32), (64, 32), (256, 8))  # (channels, spatial size), as edlnet bench --layers
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_convolution")
 N_STEPS = 2
-
-
-def _floor(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor):
-    def step():
-        z = F.conv2d(x, w, None, 1, 1)
-        for _ in range(N_STEPS):
-            z = F.conv2d(F.conv_transpose2d(z, w, None, 1, 1), w, None, 1, 1)
-        z.backward(g)
-        x.grad = w.grad = None
-
-    return step
-
-
-def _layer(layer: torch.nn.Module, x: torch.Tensor, g: torch.Tensor):
-    def step():
-        layer(x).backward(g)
-        x.grad = None
-        layer.zero_grad(set_to_none=True)
-
-    return step
 
 
 def split(step, steps: int) -> dict[str, float]:
@@ -96,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         w = w.contiguous(memory_format=mf).requires_grad_()
         torch.manual_seed(0)
         layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
-        floor = split(_floor(x, w, g), args.steps)
-        compiled = split(_layer(layer, x, g), args.steps)
+        floor = split(_floor_case(x, w, g, N_STEPS, "fp32"), args.steps)
+        compiled = split(_layer_case(layer, x, g, "fp32"), args.steps)
         rows.append(
             dict(
                 channels=channels,
