@@ -30,7 +30,7 @@ METHOD_CPU = "torch.profiler(profile_memory=True): peak running sum of CPU tenso
 
 def time_round_robin(
     cases: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: torch.device | None = None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Run each case ``warmup`` times, then all cases in turn ``repeats`` times (so load that
     drifts during the run hits every case alike); seconds per call (median, minimum, count, and
     the per-round times for paired comparisons: :func:`paired_ratio`)."""
@@ -77,9 +77,13 @@ def paired_ratio(times: Sequence[float], base: Sequence[float], confidence: floa
     see that pairing and has no interval."""
     if len(times) != len(base):
         raise ValueError(f"paired_ratio needs one base time per time: {len(times)} ≠ {len(base)}")
-    ratios = [t / b for t, b in zip(times, base)]
-    ci = median_interval(ratios, confidence)
-    return {"median": statistics.median(ratios), "ci": list(ci) if ci else None, "confidence": confidence}
+    return median_summary([t / b for t, b in zip(times, base)], confidence)
+
+
+def median_summary(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """The median of ``values`` with its :func:`median_interval` (``ci`` None when too few)."""
+    ci = median_interval(values, confidence)
+    return {"median": statistics.median(values), "ci": list(ci) if ci else None, "confidence": confidence}
 
 
 def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:

@@ -8,7 +8,7 @@ Three targets (the speed issue's numbers, kept here so the bench table says whet
 
 Each is judged on the median of per-round ratios (the cases of one round-robin round run
 seconds apart, so load that drifts over the run cancels) with the distribution-free 95%
-interval of that median (:func:`edlnet.bench.measure.median_interval`): **holds** when the whole
+interval of that median (:func:`edlnet.bench.measure.median_summary`): **holds** when the whole
 interval is on the target's side, **misses** when the whole interval is on the other side, and
 **undetermined** when the interval contains the bound — on a noisy machine one median alone would
 say "holds" or "misses" by chance. Rows without per-round times (records written before they
@@ -17,10 +17,9 @@ were kept) are not judged.
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
-from .measure import median_interval
+from .measure import median_summary, paired_ratio
 
 LAYER_BOUND = 1.15
 NETWORK_BOUND = 5.5
@@ -31,18 +30,19 @@ NETWORKS = ("edlnet10", "edlnet10_compiled")
 
 def verdict(ratios: list[float], bound: float, at_most: bool = True) -> dict[str, Any]:
     """Judge per-round ratios against ``bound`` (``at_most``: the target is ratio ≤ bound)."""
-    ci = median_interval(ratios)
-    median = statistics.median(ratios)
+    return judged(median_summary(ratios), bound, at_most)
+
+
+def judged(summary: dict[str, Any], bound: float, at_most: bool = True) -> dict[str, Any]:
+    """A median with its interval (:func:`~edlnet.bench.measure.median_summary`) judged against
+    ``bound``: holds, misses, or undetermined (the interval contains the bound, or there is none)."""
+    ci = summary["ci"]
     if ci is None:
         status = "undetermined"  # too few rounds for an interval: no claim either way
     else:
         good, bad = (ci[1] <= bound, ci[0] > bound) if at_most else (ci[0] >= bound, ci[1] < bound)
         status = "holds" if good else "misses" if bad else "undetermined"
-    return {"median": median, "ci": list(ci) if ci else None, "bound": bound, "status": status}
-
-
-def _ratios(a: list[float], b: list[float]) -> list[float]:
-    return [x / y for x, y in zip(a, b)]
+    return {**summary, "bound": bound, "status": status}
 
 
 def layer_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -56,11 +56,12 @@ def layer_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key = (r["channels"], r["size"], r["precision"], r["memory_format"])
         if r["variant"] not in LAYER_VARIANTS or "times_s" not in r or key not in floors:
             continue
-        v = verdict(_ratios(r["times_s"], floors[key]["times_s"]), LAYER_BOUND)
+        v = judged(paired_ratio(r["times_s"], floors[key]["times_s"]), LAYER_BOUND)
         name = (
             f"{r['channels']}→{r['channels']} @ {r['size']}×{r['size']} {r['precision']} {r['memory_format']}"
         )
-        out.append({"target": f"layer ÷ floor ≤ {LAYER_BOUND}", "case": f"{name}, {r['variant']}", **v})
+        target = f"layer ÷ floor ≤ {LAYER_BOUND}"
+        out.append({"target": target, "case": f"{name}, {r['variant']}", "precision": r["precision"], **v})
     return out
 
 
@@ -70,9 +71,9 @@ def step_targets(kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for net in NETWORKS:
         for precision in ("fp32", "bf16"):
             if (net, precision) in by and ("resnet10", precision) in by:
-                v = verdict(_ratios(by[(net, precision)], by[("resnet10", precision)]), NETWORK_BOUND)
-                case = f"{kind} {precision}, {net}"
-                out.append({"target": f"EDLNet-10 ÷ ResNet-10 ≤ {NETWORK_BOUND}", "case": case, **v})
+                v = judged(paired_ratio(by[(net, precision)], by[("resnet10", precision)]), NETWORK_BOUND)
+                target, case = f"EDLNet-10 ÷ ResNet-10 ≤ {NETWORK_BOUND}", f"{kind} {precision}, {net}"
+                out.append({"target": target, "case": case, "precision": precision, **v})
         keys = [(net, "fp32"), (net, "bf16"), ("resnet10", "fp32"), ("resnet10", "bf16")]
         if all(k in by for k in keys):
             e32, e16, r32, r16 = (by[k] for k in keys)
@@ -80,7 +81,7 @@ def step_targets(kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             gains = [(a / b) / (c / d) for a, b, c, d in zip(e32, e16, r32, r16)]
             v = verdict(gains, GAIN_FRACTION, at_most=False)
             target = f"bf16 gain ÷ ResNet-10's ≥ {GAIN_FRACTION}"
-            out.append({"target": target, "case": f"{kind}, {net}", **v})
+            out.append({"target": target, "case": f"{kind}, {net}", "precision": "bf16", **v})
     return out
 
 
@@ -92,7 +93,7 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
     for kind in ("attack_step", "train_step"):
         out += step_targets(kind, result.get(kind, []))
     if result.get("bf16_native", True) is False:
-        out = [t for t in out if "bf16" not in t["case"] and "bf16" not in t["target"]]
+        out = [t for t in out if t["precision"] != "bf16"]
     return out
 
 
