@@ -25,20 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         print(__doc__, file=sys.stderr)
         return 2
+    status = 0
     for folder in folders:
         path = folder / "layer_bench.json"
         result = json.loads(path.read_text())
         result["targets"] = targets.judge(result)
         if not result["targets"]:
             print(f"{folder}: nothing to judge (no per-round times in this record)", file=sys.stderr)
-            return 1
+            status = 1
+            continue
         write_json(path, result)
         (folder / "layer_bench.md").write_text(markdown(result))
         counts = {
             s: sum(t["status"] == s for t in result["targets"]) for s in ("holds", "misses", "undetermined")
         }
         print(f"{folder}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    return 0
+    return status
 
 
 if __name__ == "__main__":
