@@ -13,6 +13,11 @@ All three are per step, in milliseconds of profiled CPU time (the profiler adds 
 overhead, so compare the split, not the totals, with the bench's wall times). Comparing
 the two memory formats shows what the layout costs inside the fused loops.
 
+``fused passes``: the bytes Inductor's generated loops read and write in one forward+backward
+(its own count, ``graph.count_bytes`` of each compiled graph, taken at compilation: the
+script compiles without Inductor's caches), in units of one activation tensor — how many
+times the loops stream an input-sized tensor through memory.
+
 Writes benchmarks/results/compiled_layer_profile.{json,md}. Command (a few minutes; compiles
 each geometry once, later runs reuse Inductor's cache):
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -38,6 +44,31 @@ OUT = Path(__file__).parent / "results"
 SHAPES = ((16, 32), (32, 32), (64, 32), (256, 8))  # (channels, spatial size), as edlnet bench --layers
 CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_convolution")
 N_STEPS = 2
+
+
+def fused_passes(step, activation_bytes: int) -> float:
+    """Run ``step`` once (it must compile now) and return the bytes of Inductor's fused loops in
+    its compiled graphs, in activation tensors (Inductor counts them when this logger is on)."""
+    from torch._inductor import compile_fx, metrics
+    from torch._inductor.scheduler import ExternKernelSchedulerNode, NopKernelSchedulerNode
+
+    log = compile_fx.inductor_metrics_log
+    level, propagate = log.level, log.propagate
+    log.setLevel(logging.INFO)
+    log.propagate = False  # counted, not printed
+    handler = logging.NullHandler()
+    log.addHandler(handler)
+    metrics.reset()
+    try:
+        step()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+    extern = (ExternKernelSchedulerNode, NopKernelSchedulerNode)  # convolutions, views
+    # Inductor records (node, bytes // 4) per scheduled node of every graph it compiled
+    loop_bytes = sum(4 * n for node, n in metrics.nodes_num_elem if not isinstance(node, extern))
+    return loop_bytes / activation_bytes
 
 
 def split(step, steps: int) -> dict[str, float]:
@@ -65,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     from torch._inductor import config as inductor_config
 
     inductor_config.cpp.enable_kernel_profile = True  # one profiler event per generated loop
+    inductor_config.fx_graph_cache = False  # compile every graph here, so its bytes are counted
+    torch._functorch.config.enable_autograd_cache = False
     rows = []
     for (channels, size), fmt in [(s, f) for s in SHAPES for f in ("contiguous", "channels_last")]:
         mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
@@ -77,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
         floor = split(_floor_case(x, w, g, N_STEPS, "fp32"), args.steps)
+        passes = fused_passes(_layer_case(layer, x, g, "fp32"), x.numel() * x.element_size())
         compiled = split(_layer_case(layer, x, g, "fp32"), args.steps)
         rows.append(
             dict(
@@ -91,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 other_ms=compiled["other"],
                 total_ms=sum(compiled.values()),
                 activation_mb=x.numel() * x.element_size() / 2**20,
+                fused_passes=passes,
             )
         )
         print(rows[-1], flush=True)
@@ -120,16 +155,20 @@ def markdown(record: dict) -> str:
         f"{record['options']['steps']} steps). conv = oneDNN convolution calls; fused = Inductor's "
         "generated loops (all elementwise work, casts and reductions); other = the rest (power "
         "iteration on one image, autograd, allocation). Last column: the fused loops as a "
-        "fraction of the floor's convolution time — what fusion leaves above the floor.",
+        "fraction of the floor's convolution time — what fusion leaves above the floor. Fused "
+        "passes: the bytes the fused loops read and write per forward+backward (Inductor's count), "
+        "in activation tensors.",
         "",
-        "| shape | format | floor conv | layer conv | fused | other | layer total | fused ÷ floor conv |",
-        "|---|---|---|---|---|---|---|---|",
+        "| shape | format | floor conv | layer conv | fused | other | layer total | fused ÷ floor conv "
+        "| fused passes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in record["rows"]:
         lines.append(
             f"| {r['channels']}→{r['channels']} @ {r['size']}×{r['size']} | {r['memory_format']} | "
             f"{r['floor_conv_ms']:.1f} | {r['conv_ms']:.1f} | {r['fused_ms']:.1f} | {r['other_ms']:.1f} | "
-            f"{r['total_ms']:.1f} | {r['fused_ms'] / r['floor_conv_ms']:.2f} |"
+            f"{r['total_ms']:.1f} | {r['fused_ms'] / r['floor_conv_ms']:.2f} | "
+            f"{r['fused_passes']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,25 +1,22 @@
-"""Compiled unrolled RISTA: the iteration of :func:`edlnet.layers.rista.rista` with the precision
-split of the fast path, written as plain tensor code for ``torch.compile`` to fuse.
+"""Compiled unrolled RISTA: the fast path's gradients (:mod:`edlnet.layers.rista_functional`)
+written as plain tensor code and fused by ``torch.compile``.
 
 Why. At narrow widths (16–32 channels at 32×32) a convolution does little work per element, so
 the elementwise passes between the 2T + 1 convolutions of a layer — the residual, the
 reweighting, the threshold, their gradients, and under bf16 every cast between the bf16
 convolutions and the fp32 state — cost as much as the convolutions: the hand-written fast path
 (:mod:`edlnet.layers.rista_fast`) runs one pass per operation. Inductor fuses each chain of
-elementwise operations (casts included) into one loop between two convolution calls, and,
-given an activation-memory budget (``ACTIVATION_MEMORY_BUDGET``), its partitioner saves fewer
-intermediates and recomputes cheap elementwise values inside the fused backward loops.
-Measured on the 2-core AMD EPYC (one elastic layer at 32×32, batch 128, n_steps 2,
-forward+backward, ratio to its convolution floor, ``edlnet bench --layers``, results in
-``benchmarks/results/layer_bench_budget/``): 16→16 fp32 1.69 (eager fast path) → 1.05 (this
-path), 32→32 1.14 → 1.07, 64→64 1.13 → 1.03; bf16 16→16 2.27 → 1.21, 32→32 1.54 → 1.10, 64→64
-1.35 → 1.04. It saves 28–48 MB for the backward pass at 16→16 (the fast path 8 MB).
+elementwise operations (casts included) between two convolution calls into one loop. What the
+backward pass reads is decided by :class:`~edlnet.layers.rista_functional.RistaIteration`
+(the fast path's saved tensors and gradient formulas), not by AOTAutograd's partitioner, whose
+choice — save the convolution outputs, recompute every elementwise value — moved more bytes
+through the fused loops (the comparison is in :mod:`edlnet.layers.rista_functional`). Timings
+against the convolution floor: ``edlnet bench --layers`` (``benchmarks/results/``).
 
-Numerics. The same mathematics as the reference (autograd differentiates it; ``w_grad``
-detaches w exactly like the reference), with the fast path's precisions: convolutions in the
-convolution dtype, codes, residuals and the reweighting in the state dtype (≥ fp32). Fused
-loops round differently from one-pass-per-operation code (e.g. contracted multiply-adds), so
-results agree with the eager paths to rounding, not bitwise: float64 runs agree to ~1e-12
+Numerics. The same mathematics as the reference, with the fast path's precisions: convolutions
+in the convolution dtype, codes, residuals and the reweighting in the state dtype (≥ fp32).
+Fused loops round differently from one-pass-per-operation code (e.g. contracted multiply-adds),
+so results agree with the eager paths to rounding, not bitwise: float64 runs agree to ~1e-12
 (tests/test_rista_compiled.py), which is why the fp32 default stays the eager fast path and
 this path is chosen by ``DictConv2d(impl="compiled")`` (``dl_options: {impl: compiled}``).
 
@@ -35,13 +32,13 @@ from collections.abc import Sequence
 
 import torch
 
-from .conv_ops import dict_adjoint, dict_apply, pair
-from .rista import Number, check_iteration, is_vanilla, reweighting
-from .rista_fast import output_dtype, resolve_dtypes
-from .thresholds import threshold
+from .conv_ops import pair
+from .rista import Number, check_iteration, is_vanilla
+from .rista_fast import _Config, output_dtype, resolve_dtypes
+from .rista_functional import RistaIteration
 
 
-def rista_mixed(
+def rista_iteration(
     x: torch.Tensor,
     weight: torch.Tensor,
     beta: Number,
@@ -63,29 +60,25 @@ def rista_mixed(
 ) -> torch.Tensor:
     """norm·z_T of RISTA on the dictionary weight/norm (weight itself when ``norm`` is None),
     convolutions in ``conv_dtype``, everything else in ``state_dtype``, the result rounded to
-    ``out_dtype``. Plain autograd code."""
-    geom = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    sd, cd = state_dtype, conv_dtype
-    size = x.shape[-2:]
-    w = weight.to(sd)
-    wc = (w / norm if norm is not None else w).to(cd)
-    xs = x.to(sd)
-    z = dict_apply(xs.to(cd), wc, **geom).to(sd)
-    vanilla = is_vanilla(beta)
-    for _ in range(n_steps):
-        r = xs - dict_adjoint(z.to(cd), wc, size, **geom).to(sd)
-        if not vanilla:
-            r = (beta + (1 - beta) * reweighting(r, eps, w_grad)) * r
-        z = threshold(z + step * dict_apply(r.to(cd), wc, **geom).to(sd), lam * step, nonneg)
-    return (z * norm if norm is not None else z).to(out_dtype)
+    ``out_dtype``; the function ``torch.compile`` traces."""
+    cfg = _Config(
+        n_steps=n_steps,
+        eps=eps,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        nonneg=nonneg,
+        exact=w_grad == "exact",
+        vanilla=is_vanilla(beta),
+        recompute=False,
+        state_dtype=state_dtype,
+        conv_dtype=conv_dtype,
+        out_dtype=out_dtype,
+    )
+    scalars = [v.reshape(()) if isinstance(v, torch.Tensor) else v for v in (beta, lam, step, norm)]
+    return RistaIteration.apply(x, weight, *scalars, cfg)
 
-
-# AOTAutograd's partitioner saves, by default, every intermediate the backward pass reads; with
-# a memory budget it saves less and recomputes the cheap elementwise values inside the fused
-# backward loops instead. Those loops are bound by memory traffic, so this is faster on a CPU,
-# and the memory held for the backward pass drops too. Measured in
-# benchmarks/results/layer_bench_budget/ against layer_bench_speed/ (time and saved MB).
-ACTIVATION_MEMORY_BUDGET = 0.5
 
 # Dynamo keeps at most ``recompile_limit`` (8) graphs per function and then runs it eagerly;
 # one network needs one graph per layer geometry, precision and gradient mode (an EDLNet-18 has
@@ -116,7 +109,7 @@ def _explained_compile_errors():
 @functools.cache
 def _compiled():
     # sizes are static except the batch, which rista_compiled marks dynamic on every call
-    return torch.compile(rista_mixed, dynamic=None)
+    return torch.compile(rista_iteration, dynamic=None)
 
 
 def rista_compiled(
@@ -160,7 +153,7 @@ def rista_compiled(
     )
     if torch.compiler.is_compiling():  # inside torch.compile(model): the outer graph fuses it
         with torch.autocast(x.device.type, enabled=False):
-            return rista_mixed(*args, **options)
+            return rista_iteration(*args, **options)
     limit = max(RECOMPILE_LIMIT, torch._dynamo.config.recompile_limit)
     # only the batch size is symbolic (one graph serves every batch, the last partial one too);
     # Dynamo's automatic dynamic shapes would also make channels and spatial sizes symbolic,
@@ -170,7 +163,6 @@ def rista_compiled(
     with (
         torch.autocast(x.device.type, enabled=False),
         torch._dynamo.config.patch(**settings),
-        torch._functorch.config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET),
         _explained_compile_errors(),
     ):
         return _compiled()(*args, **options)

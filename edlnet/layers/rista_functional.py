@@ -1,0 +1,171 @@
+"""Unrolled RISTA as one ``torch.autograd.Function`` with the fast path's hand-written gradients,
+in functional tensor code (no in-place updates, no buffers) for ``torch.compile`` to fuse.
+
+Why. The compiled path (:mod:`edlnet.layers.rista_compiled`) first let AOTAutograd
+differentiate the plain iteration; its partitioner then saved x and the 2T + 1 convolution
+outputs and recomputed every elementwise value of the forward pass inside the backward loops,
+so the fused loops of one elastic layer (n_steps 2) read and wrote ~55 activation-sized tensors
+per forward+backward. Between narrow convolutions those loops are bound by memory traffic, and
+at 16 channels they cost a third of the convolutions' time. The gradients derived for the fast
+path (:mod:`edlnet.layers.rista_fast`, where the formulas are) need fewer passes: this function
+saves what that path saves — x, the output, and per step the code z_t (in the convolution
+dtype, the form the convolutions consume) and the residual r_t — and its backward pass reads
+them once per step; Inductor fuses each chain of elementwise work between two convolution calls
+into one loop. Inductor's byte count and the timings are in
+``benchmarks/results/compiled_layer_profile*/`` and ``edlnet bench --layers`` records.
+
+Numerics. The same mathematics as the reference: float64 results and gradients agree with
+:func:`edlnet.layers.rista.rista` to rounding (tests/test_rista_compiled.py), eagerly and
+compiled. The state (codes, residuals, reweighting) is in the state dtype, convolutions in the
+convolution dtype; fp16 codes are saved in the state dtype because their threshold masks
+(``z_{t+1} ≠ 0``) would change where small codes underflow (bf16 keeps fp32's exponent range).
+First-order gradients: the backward pass is plain differentiable code, but ``torch.compile``
+(the only caller) supports no double backward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .conv_ops import adjoint_output_padding
+from .rista_fast import _Config
+from .thresholds import threshold
+
+
+def _conv(t: torch.Tensor, wc: torch.Tensor, cfg: _Config) -> torch.Tensor:
+    """A(t) in the convolution dtype."""
+    return F.conv2d(t.to(cfg.conv_dtype), wc, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
+
+
+def _weighted_residual(r: torch.Tensor, beta, cfg: _Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """u = (β + (1−β)·w)·r with w = 1/(2(|r| + ε)), and |r| + ε."""
+    den = r.abs() + cfg.eps
+    return beta * r + (1 - beta) * 0.5 * r / den, den
+
+
+def _dictionary(weight: torch.Tensor, norm, cfg: _Config) -> torch.Tensor:
+    """weight/norm in the convolution dtype (recomputed in the backward pass, not saved)."""
+    w = weight.to(cfg.state_dtype)
+    return (w / norm if norm is not None else w).to(cfg.conv_dtype)
+
+
+def _output_padding(x: torch.Tensor, z: torch.Tensor, wc: torch.Tensor, cfg: _Config):
+    return adjoint_output_padding(
+        x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride, cfg.padding, cfg.dilation
+    )
+
+
+class RistaIteration(torch.autograd.Function):
+    """(x, weight, β, λ, η, norm, cfg) ↦ norm·z_T (z_T when ``norm`` is None). β, λ, η and the
+    norm are Python numbers (constants) or 0-dim tensors (their gradients are returned)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, beta, lam, step, norm, cfg: _Config):
+        sd, cd = cfg.state_dtype, cfg.conv_dtype
+        wc = _dictionary(weight, norm, cfg)
+        xs = x.to(sd)
+        z = _conv(xs, wc, cfg).to(sd)
+        op = _output_padding(x, z, wc, cfg)
+        zs, rs = [], []
+        for _ in range(cfg.n_steps):
+            zc = z.to(cd)
+            recon = F.conv_transpose2d(zc, wc, None, cfg.stride, cfg.padding, op, cfg.groups, cfg.dilation)
+            r = xs - recon.to(sd)
+            u = r if cfg.vanilla else _weighted_residual(r, beta, cfg)[0]
+            zs.append(z if cd == torch.float16 else zc)
+            rs.append(r)
+            z = threshold(z + step * _conv(u, wc, cfg).to(sd), lam * step, cfg.nonneg)
+        out = z * norm if norm is not None else z
+        scalars = (beta, lam, step, norm)
+        ctx.cfg = cfg
+        ctx.numbers = tuple(None if isinstance(v, torch.Tensor) else v for v in scalars)
+        ctx.save_for_backward(x, weight, out, *(v for v in scalars if isinstance(v, torch.Tensor)), *zs, *rs)
+        return out.to(cfg.out_dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        cfg = ctx.cfg
+        sd, cd, n = cfg.state_dtype, cfg.conv_dtype, cfg.n_steps
+        x, weight, out, *rest = ctx.saved_tensors
+        beta, lam, step, norm = (v if v is not None else rest.pop(0) for v in ctx.numbers)
+        zs, rs = rest[:n], rest[n:]
+        need_x, need_weight, need_beta, need_lam, need_step, need_norm = ctx.needs_input_grad[:6]
+        wc = _dictionary(weight, norm, cfg)
+        xs = x.to(sd)
+        op = _output_padding(x, out, wc, cfg)
+
+        def conv_backward(grad, inp, transposed):
+            # the call autograd makes for conv2d / conv_transpose2d: input and weight gradients
+            gi, gw, _ = torch.ops.aten.convolution_backward(
+                grad.to(cd),
+                inp.to(cd),
+                wc,
+                None,
+                cfg.stride,
+                cfg.padding,
+                cfg.dilation,
+                transposed,
+                op if transposed else (0, 0),
+                cfg.groups,
+                [True, True, False],
+            )
+            return gi.to(sd), gw.to(sd)
+
+        # the formulas are derived in rista_fast's docstring (g_v, g_u, g_r, ∂L/∂β, ∂L/∂τ, ...)
+        g = g.to(sd)
+        g_norm = None
+        if norm is not None:
+            g_norm = (g * out).sum() / norm  # out = norm·z_T
+            gz = g * norm
+        else:
+            gz = g
+        g_beta = g_lam = g_step = torch.zeros((), dtype=sd, device=g.device)
+        g_w = g_x = None
+        for t in reversed(range(n)):
+            s = torch.sign((out if t == n - 1 else zs[t + 1]).to(sd))
+            if need_lam or need_step:
+                g_tau = -(gz * s).sum()
+                g_lam = g_lam + step * g_tau
+                g_step = g_step + lam * g_tau
+            gv = gz * (s if cfg.nonneg else s.abs())  # the threshold's derivative: its support
+            r = rs[t]
+            if cfg.vanilla:
+                u = r
+            else:
+                u, den = _weighted_residual(r, beta, cfg)
+            gi, gw = conv_backward(gv, u, False)  # gi = A*(g_v); gw: of A(u)'s weight
+            g_w = step * gw if g_w is None else g_w + step * gw
+            if need_step or need_beta:
+                a_r = (gi * r).sum()
+                if cfg.vanilla:
+                    g_step = g_step + a_r
+                else:
+                    a_p = (gi * (r / den)).sum()
+                    g_step = g_step + beta * a_r + (1 - beta) / 2 * a_p  # ⟨A*(g_v), u⟩
+                    g_beta = g_beta + step * (a_r - 0.5 * a_p)  # ⟨g_u, r(1 − w)⟩
+            if cfg.vanilla:
+                g_r = step * gi
+            else:  # η·(∂u/∂r)·A*(g_v); exact: ∂u/∂r = β + (1−β)ε/(2den²), detached: β + (1−β)/(2den)
+                k = (1 - beta) * cfg.eps / 2 if cfg.exact else (1 - beta) / 2
+                g_r = step * (beta * gi + k * gi / (den * den if cfg.exact else den))
+            ga, gw = conv_backward(g_r, zs[t], True)  # r = x − A*(z_t): ga = A(g_r)
+            gz = gv - ga
+            g_w = g_w - gw
+            g_x = g_r if g_x is None else g_x + g_r
+        gi, gw = conv_backward(gz, xs, False)  # z_0 = A(x)
+        g_x = gi if g_x is None else g_x + gi
+        g_w = gw if g_w is None else g_w + gw
+        if norm is not None:  # wc = weight/norm
+            if need_norm:
+                g_norm = g_norm - (g_w * weight.to(sd)).sum() / norm**2
+            g_w = g_w / norm
+        return (
+            g_x.to(x.dtype) if need_x else None,
+            g_w.to(weight.dtype) if need_weight else None,
+            g_beta if need_beta else None,
+            g_lam if need_lam else None,
+            g_step if need_step else None,
+            g_norm if need_norm else None,
+            None,
+        )
