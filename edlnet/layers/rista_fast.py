@@ -322,6 +322,35 @@ def _forward(
     return z, zs, rs
 
 
+def conv_gradients(
+    grad: torch.Tensor,
+    inp: torch.Tensor,
+    wc: torch.Tensor,
+    cfg: _Config,
+    transposed: bool,
+    output_padding: IntPair,
+    want_input: bool = True,
+    want_weight: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Input and weight gradients of A(inp) = conv2d (or, ``transposed``, of A*(inp) =
+    conv_transpose2d with ``output_padding``) for the output gradient ``grad``, in one call: the
+    very call autograd makes (``aten.convolution_backward``), in the dtype of its arguments."""
+    gi, gw, _ = torch.ops.aten.convolution_backward(
+        grad,
+        inp,
+        wc,
+        None,
+        cfg.stride,
+        cfg.padding,
+        cfg.dilation,
+        transposed,
+        output_padding if transposed else (0, 0),
+        cfg.groups,
+        [want_input, want_weight, False],
+    )
+    return gi, gw
+
+
 def _backward(
     g: torch.Tensor,
     x: torch.Tensor,
@@ -350,18 +379,15 @@ def _backward(
         # The very call autograd makes for F.conv2d / F.conv_transpose2d: input and weight
         # gradients in one pass, so the backward costs what the convolutions' backward costs.
         # The input gradient comes back in the state dtype, in scratch ``slot`` when converted.
-        gi, gw, _ = torch.ops.aten.convolution_backward(
+        gi, gw = conv_gradients(
             scratch.cast(grad, cd, "grad"),
             scratch.cast(inp, cd, "inp"),
             wc,
-            None,
-            cfg.stride,
-            cfg.padding,
-            cfg.dilation,
+            cfg,
             transposed,
-            op if transposed else (0, 0),
-            cfg.groups,
-            [want_input, need_w, False],
+            op,
+            want_input,
+            need_w,
         )
         if gi is not None:
             gi = scratch.cast(gi, sd, slot)

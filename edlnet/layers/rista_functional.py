@@ -2,17 +2,19 @@
 in functional tensor code (no in-place updates, no buffers) for ``torch.compile`` to fuse.
 
 Why. The compiled path (:mod:`edlnet.layers.rista_compiled`) first let AOTAutograd
-differentiate the plain iteration; its partitioner then saved x and the 2T + 1 convolution
-outputs and recomputed every elementwise value of the forward pass inside the backward loops,
-so the fused loops of one elastic layer (n_steps 2) read and wrote ~55 activation-sized tensors
-per forward+backward. Between narrow convolutions those loops are bound by memory traffic, and
-at 16 channels they cost a third of the convolutions' time. The gradients derived for the fast
-path (:mod:`edlnet.layers.rista_fast`, where the formulas are) need fewer passes: this function
-saves what that path saves — x, the output, and per step the code z_t (in the convolution
-dtype, the form the convolutions consume) and the residual r_t — and its backward pass reads
-them once per step; Inductor fuses each chain of elementwise work between two convolution calls
-into one loop. Inductor's byte count and the timings are in
-``benchmarks/results/compiled_layer_profile*/`` and ``edlnet bench --layers`` records.
+differentiate the plain iteration; its partitioner (under an activation-memory budget) saved x
+and the 2T + 1 convolution outputs and recomputed every elementwise value of the forward pass
+inside the backward loops. The gradients derived for the fast path (:mod:`edlnet.layers.rista_fast`,
+where the formulas are) need fewer passes: this function saves what that path saves — x, the
+output, and per step the code z_t (in the convolution dtype, the form the convolutions consume)
+and the residual r_t — and its backward pass reads them once per step; Inductor fuses each
+chain of elementwise work between two convolution calls into one loop. Between narrow
+convolutions those loops are bound by memory traffic, so the bytes are the time. Measured on
+the 2-core AVX2 EPYC (one elastic layer, n_steps 2, batch 128, forward+backward,
+``benchmarks/compiled_layer_profile.py``; ``benchmarks/results/compiled_layer_profile_before/``
+and ``compiled_layer_profile_hand/``): the fused loops stream 57–63 activation-sized tensors
+before (Inductor's byte count), 41–51 now; at 16→16 their profiled time went 43 → 22 ms in
+channels_last and 46 → 37 ms contiguous, against ~105–190 ms of convolutions.
 
 Numerics. The same mathematics as the reference: float64 results and gradients agree with
 :func:`edlnet.layers.rista.rista` to rounding (tests/test_rista_compiled.py), eagerly and
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .conv_ops import adjoint_output_padding
-from .rista_fast import _Config
+from .rista_fast import _Config, conv_gradients
 from .thresholds import threshold
 
 
@@ -95,31 +97,23 @@ class RistaIteration(torch.autograd.Function):
         xs = x.to(sd)
         op = _output_padding(x, out, wc, cfg)
 
-        def conv_backward(grad, inp, transposed):
-            # the call autograd makes for conv2d / conv_transpose2d: input and weight gradients
-            gi, gw, _ = torch.ops.aten.convolution_backward(
-                grad.to(cd),
-                inp.to(cd),
-                wc,
-                None,
-                cfg.stride,
-                cfg.padding,
-                cfg.dilation,
-                transposed,
-                op if transposed else (0, 0),
-                cfg.groups,
-                [True, True, False],
-            )
-            return gi.to(sd), gw.to(sd)
+        # the dictionary's gradient serves the weight, and the norm through weight/norm; frozen
+        # parameters (attacks, the training adversary) skip the convolutions' weight gradients
+        need_w = need_weight or need_norm
+
+        def conv_backward(grad, inp, transposed, want_input=True):  # gradients in the state dtype
+            gi, gw = conv_gradients(grad.to(cd), inp.to(cd), wc, cfg, transposed, op, want_input, need_w)
+            return (gi.to(sd) if want_input else None), (gw.to(sd) if need_w else None)
+
+        def add(total, term, scale=1.0):  # total + scale·term, None standing for zero
+            if not need_w:
+                return None
+            return scale * term if total is None else total + scale * term
 
         # the formulas are derived in rista_fast's docstring (g_v, g_u, g_r, ∂L/∂β, ∂L/∂τ, ...)
         g = g.to(sd)
-        g_norm = None
-        if norm is not None:
-            g_norm = (g * out).sum() / norm  # out = norm·z_T
-            gz = g * norm
-        else:
-            gz = g
+        g_norm = (g * out).sum() / norm if need_norm else None  # out = norm·z_T
+        gz = g * norm if norm is not None else g
         g_beta = g_lam = g_step = torch.zeros((), dtype=sd, device=g.device)
         g_w = g_x = None
         for t in reversed(range(n)):
@@ -135,7 +129,7 @@ class RistaIteration(torch.autograd.Function):
             else:
                 u, den = _weighted_residual(r, beta, cfg)
             gi, gw = conv_backward(gv, u, False)  # gi = A*(g_v); gw: of A(u)'s weight
-            g_w = step * gw if g_w is None else g_w + step * gw
+            g_w = add(g_w, gw, step)
             if need_step or need_beta:
                 a_r = (gi * r).sum()
                 if cfg.vanilla:
@@ -151,12 +145,15 @@ class RistaIteration(torch.autograd.Function):
                 g_r = step * (beta * gi + k * gi / (den * den if cfg.exact else den))
             ga, gw = conv_backward(g_r, zs[t], True)  # r = x − A*(z_t): ga = A(g_r)
             gz = gv - ga
-            g_w = g_w - gw
-            g_x = g_r if g_x is None else g_x + g_r
-        gi, gw = conv_backward(gz, xs, False)  # z_0 = A(x)
-        g_x = gi if g_x is None else g_x + gi
-        g_w = gw if g_w is None else g_w + gw
-        if norm is not None:  # wc = weight/norm
+            g_w = add(g_w, gw, -1.0)
+            if need_x:
+                g_x = g_r if g_x is None else g_x + g_r
+        if need_x or need_w:
+            gi, gw = conv_backward(gz, xs, False, want_input=need_x)  # z_0 = A(x)
+            if need_x:
+                g_x = gi if g_x is None else g_x + gi
+            g_w = add(g_w, gw)
+        if norm is not None and need_w:  # wc = weight/norm
             if need_norm:
                 g_norm = g_norm - (g_w * weight.to(sd)).sum() / norm**2
             g_w = g_w / norm
