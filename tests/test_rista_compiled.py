@@ -145,7 +145,7 @@ def test_compiled_low_precision_convolutions_are_within_their_error(conv_dtype):
     native) with the fp32 state: within the bf16 tolerances of the autocast test against the
     float64 reference, and as close to the fast path's own split. Not the norm's gradient: it is
     the difference of two terms hundreds of times larger (⟨g, y⟩/n − ⟨g_w, w⟩/n²), which bf16
-    convolutions leave with the wrong sign in both paths (fp32 state or not); it is checked in
+    convolutions can leave with the wrong sign in both paths (bf16 does on these inputs); it is checked in
     float64 above. (It reaches the weight through ∂‖A‖₂/∂weight, of order one, so its error is
     small against the weight's own gradient.)"""
     gen = torch.Generator().manual_seed(0)
