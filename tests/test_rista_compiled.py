@@ -139,10 +139,11 @@ def test_compiled_under_bf16_autocast_is_within_bf16_error():
             assert rel(gp[n], gp0[n]) < 0.1, (impl, n)
 
 
-@pytest.mark.parametrize("conv_dtype", [torch.bfloat16, torch.float16])
-def test_compiled_low_precision_convolutions_are_within_their_error(conv_dtype):
+@pytest.mark.parametrize("conv_dtype,compiled", [(torch.bfloat16, True), (torch.float16, False)])
+def test_compiled_low_precision_convolutions_are_within_their_error(conv_dtype, compiled):
     """Low-precision convolutions asked for explicitly (they run on every CPU, slowly where not
-    native) with the fp32 state: within the bf16 tolerances of the autocast test against the
+    native) with the fp32 state, compiled for bf16 and, to spare the suite a compilation, run
+    eagerly (the function the compiled path traces) for fp16: within the bf16 tolerances of the autocast test against the
     float64 reference, and as close to the fast path's own split. Not the norm's gradient: it is
     the difference of two terms hundreds of times larger (⟨g, y⟩/n − ⟨g_w, w⟩/n²), which bf16
     convolutions can leave with the wrong sign in both paths (bf16 does on these inputs); it is checked in
@@ -161,8 +162,16 @@ def test_compiled_low_precision_convolutions_are_within_their_error(conv_dtype):
         if run == "reference":
             y = rista(xi, wi / norm, beta=beta, **opts) * norm
         else:
-            solver = rista_fast if run == "fast" else rista_compiled
-            y = solver(xi, wi, beta=beta, norm=norm, conv_dtype=conv_dtype, **opts)
+            if run == "fast":
+                y = rista_fast(xi, wi, beta=beta, norm=norm, conv_dtype=conv_dtype, **opts)
+            elif compiled:
+                y = rista_compiled(xi, wi, beta=beta, norm=norm, conv_dtype=conv_dtype, **opts)
+            else:
+                fixed = dict(
+                    stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, nonneg=False, w_grad="exact"
+                )
+                dtypes = dict(state_dtype=torch.float32, conv_dtype=conv_dtype, out_dtype=torch.float32)
+                y = rista_iteration(xi, wi, beta, 0.1, 1.0, norm, n_steps=2, eps=0.1, **fixed, **dtypes)
             assert y.dtype == torch.float32  # no autocast: the state dtype comes back
         grads = torch.autograd.grad((y * gout.to(dtype)).sum(), [xi, wi, beta, norm])
         results[run] = dict(zip(("y", "x", "weight", "beta", "norm"), (y, *grads)))
