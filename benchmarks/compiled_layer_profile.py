@@ -13,6 +13,11 @@ All three are per step, in milliseconds of profiled CPU time (the profiler adds 
 overhead, so compare the split, not the totals, with the bench's wall times). Comparing
 the two memory formats shows what the layout costs inside the fused loops.
 
+Freed memory is kept in the process (:func:`edlnet.allocator.keep_freed_memory`), as in
+``edlnet bench``: with glibc's defaults every new buffer of a generated loop would be paged in
+afresh and the fused loops' time would include those page faults (records before
+``compiled_layer_profile_weightdot/`` were taken that way).
+
 ``fused passes``: the bytes Inductor's generated loops read and write in one forward+backward
 (its own count, ``graph.count_bytes`` of each compiled graph, taken at compilation: the
 script compiles without Inductor's caches), in units of one activation tensor — how many
@@ -36,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edlnet.allocator import keep_freed_memory
 from edlnet.bench.layers import _floor_case, _layer_case  # the steps edlnet bench --layers times
 from edlnet.layers.dict_conv import DictConv2d
 from edlnet.records import environment
@@ -93,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # as edlnet bench does (its CLI): freed memory is reused, so new buffers cost no page faults
+    keep_freed_memory()
     from torch._inductor import config as inductor_config
 
     inductor_config.cpp.enable_kernel_profile = True  # one profiler event per generated loop

@@ -98,19 +98,23 @@ def test_hand_gradients_equal_autograd_of_the_reference_in_float64(beta, nonneg,
         assert torch.allclose(a, e, rtol=1e-10, atol=1e-12), name
 
 
-@pytest.mark.parametrize("wanted", ["x", "weight"])
+@pytest.mark.parametrize("wanted", ["x", "weight", "scalars"])
 def test_hand_gradients_of_a_subset_of_inputs(wanted):
     """Only the input's gradient (an attack step: frozen parameters, so no weight gradients are
-    computed) or only the dictionary's (an input that needs none): still the reference's."""
+    computed), only the dictionary's (an input that needs none), or only β, λ and η with a frozen
+    dictionary (η's gradient then cannot be read off the weight gradient, which is not formed):
+    still the reference's."""
     geom = GEOMETRIES["plain"]
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(2, 4, 7, 7, dtype=D64, generator=gen).requires_grad_(wanted == "x")
     w = torch.randn(6, 4, 3, 3, dtype=D64, generator=gen).requires_grad_(wanted == "weight")
     norm = torch.tensor(2.0, dtype=D64, requires_grad=wanted == "weight")
-    leaves = [x] if wanted == "x" else [w, norm]
+    scalars = [torch.tensor(v, dtype=D64, requires_grad=wanted == "scalars") for v in (0.5, 0.05, 0.7)]
+    leaves = {"x": [x], "weight": [w, norm], "scalars": scalars}[wanted]
     opts = dict(n_steps=2, eps=0.1, nonneg=False, w_grad="exact", **geom)
-    ref = rista(x, w / norm, beta=0.5, lam=0.05, step=0.7, **opts) * norm
-    out = rista_iteration(x, w, 0.5, 0.05, 0.7, norm, state_dtype=D64, conv_dtype=D64, out_dtype=D64, **opts)
+    beta, lam, step = scalars
+    ref = rista(x, w / norm, beta=beta, lam=lam, step=step, **opts) * norm
+    out = rista_iteration(x, w, beta, lam, step, norm, state_dtype=D64, conv_dtype=D64, out_dtype=D64, **opts)
     gout = torch.randn(ref.shape, dtype=D64, generator=gen)
     for a, e in zip(
         torch.autograd.grad((out * gout).sum(), leaves), torch.autograd.grad((ref * gout).sum(), leaves)

@@ -16,6 +16,16 @@ and ``compiled_layer_profile_hand/``): the fused loops stream 57–63 activation
 before (Inductor's byte count), 41–51 now; at 16→16 their profiled time went 43 → 22 ms in
 channels_last and 46 → 37 ms contiguous, against ~105–190 ms of convolutions.
 
+Scalar gradients. η's gradient needs ⟨A*(g_v), u⟩ per step. A(u) is linear in the weight, so
+that sum equals ⟨g_v, A(u)⟩ = ⟨∂L/∂wc, wc⟩ over the weight gradient the same
+``convolution_backward`` call returns: a sum over the dictionary's few elements instead of a
+pass over two activations (without weight gradients — a frozen dictionary — it is summed
+directly). β's gradient, ⟨A*(g_v), r(1 − 1/(2den))⟩, reads what the loop forming g_r reads.
+Inductor's count at 16→16, n_steps 2: 41 → 38 activation passes channels_last, 48 → 45
+contiguous (``benchmarks/results/compiled_layer_profile_weightdot/``). Its scheduler decides the
+rest: a second rewrite of the same kind — ∂L/∂norm's ⟨g, z_T⟩ assembled from the last step's
+sums — raised that count in a scratch check instead of lowering it, and was not kept.
+
 Numerics. The same mathematics as the reference: float64 results and gradients agree with
 :func:`edlnet.layers.rista.rista` to rounding (tests/test_rista_compiled.py), eagerly and
 compiled. The state (codes, residuals, reweighting) is in the state dtype, convolutions in the
@@ -50,6 +60,11 @@ def _dictionary(weight: torch.Tensor, norm, cfg: _Config) -> torch.Tensor:
     """weight/norm in the convolution dtype (recomputed in the backward pass, not saved)."""
     w = weight.to(cfg.state_dtype)
     return (w / norm if norm is not None else w).to(cfg.conv_dtype)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """⟨a, b⟩ in ``dtype``."""
+    return (a.to(dtype) * b.to(dtype)).sum()
 
 
 def _output_padding(x: torch.Tensor, z: torch.Tensor, wc: torch.Tensor, cfg: _Config):
@@ -130,14 +145,13 @@ class RistaIteration(torch.autograd.Function):
                 u, den = _weighted_residual(r, beta, cfg)
             gi, gw = conv_backward(gv, u, False)  # gi = A*(g_v); gw: of A(u)'s weight
             g_w = add(g_w, gw, step)
-            if need_step or need_beta:
-                a_r = (gi * r).sum()
-                if cfg.vanilla:
-                    g_step = g_step + a_r
-                else:
-                    a_p = (gi * (r / den)).sum()
-                    g_step = g_step + beta * a_r + (1 - beta) / 2 * a_p  # ⟨A*(g_v), u⟩
-                    g_beta = g_beta + step * (a_r - 0.5 * a_p)  # ⟨g_u, r(1 − w)⟩
+            if need_step:  # ⟨A*(g_v), u⟩ = ⟨g_v, A(u)⟩ = ⟨gw, wc⟩: A(u) is linear in the weight, so
+                # the weight gradient already holds this sum (a sum over the weight's few elements
+                # instead of a pass over two activations)
+                g_step = g_step + (_dot(gw, wc, sd) if need_w else (gi * u).sum())
+            if need_beta and not cfg.vanilla:  # ⟨g_u, ∂u/∂β⟩ = η·⟨A*(g_v), r(1 − 1/(2den))⟩, read
+                # where g_r is formed from the same A*(g_v) and r
+                g_beta = g_beta + step * (gi * (r - 0.5 * r / den)).sum()
             if cfg.vanilla:
                 g_r = step * gi
             else:  # η·(∂u/∂r)·A*(g_v); exact: ∂u/∂r = β + (1−β)ε/(2den²), detached: β + (1−β)/(2den)
