@@ -147,8 +147,8 @@ def test_compiled_under_bf16_autocast_is_within_bf16_error():
 def test_compiled_low_precision_convolutions_are_within_their_error(conv_dtype, compiled):
     """Low-precision convolutions asked for explicitly (they run on every CPU, slowly where not
     native) with the fp32 state, compiled for bf16 and, to spare the suite a compilation, run
-    eagerly (the function the compiled path traces) for fp16: within the bf16 tolerances of the autocast test against the
-    float64 reference, and as close to the fast path's own split. Not the norm's gradient: it is
+    eagerly (the function the compiled path traces) for fp16: within the bf16 tolerances of the
+    autocast test against the float64 reference, and as close to the fast path's own split. Not the norm's gradient: it is
     the difference of two terms hundreds of times larger (⟨g, y⟩/n − ⟨g_w, w⟩/n²), which bf16
     convolutions can leave with the wrong sign in both paths (bf16 does on these inputs); it is checked in
     float64 above. (It reaches the weight through ∂‖A‖₂/∂weight, of order one, so its error is

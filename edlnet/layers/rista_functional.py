@@ -62,11 +62,6 @@ def _dictionary(weight: torch.Tensor, norm, cfg: _Config) -> torch.Tensor:
     return (w / norm if norm is not None else w).to(cfg.conv_dtype)
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """⟨a, b⟩ in ``dtype``."""
-    return (a.to(dtype) * b.to(dtype)).sum()
-
-
 def _output_padding(x: torch.Tensor, z: torch.Tensor, wc: torch.Tensor, cfg: _Config):
     return adjoint_output_padding(
         x.shape[-2:], z.shape[-2:], wc.shape[-2:], cfg.stride, cfg.padding, cfg.dilation
@@ -148,7 +143,7 @@ class RistaIteration(torch.autograd.Function):
             if need_step:  # ⟨A*(g_v), u⟩ = ⟨g_v, A(u)⟩ = ⟨gw, wc⟩: A(u) is linear in the weight, so
                 # the weight gradient already holds this sum (a sum over the weight's few elements
                 # instead of a pass over two activations)
-                g_step = g_step + (_dot(gw, wc, sd) if need_w else (gi * u).sum())
+                g_step = g_step + ((gw * wc.to(sd)).sum() if need_w else (gi * u).sum())
             if need_beta and not cfg.vanilla:  # ⟨g_u, ∂u/∂β⟩ = η·⟨A*(g_v), r(1 − 1/(2den))⟩, read
                 # where g_r is formed from the same A*(g_v) and r
                 g_beta = g_beta + step * (gi * (r - 0.5 * r / den)).sum()
