@@ -26,7 +26,10 @@ times the loops stream an input-sized tensor through memory.
 Writes benchmarks/results/compiled_layer_profile.{json,md}. Command (a few minutes; compiles
 each geometry once, later runs reuse Inductor's cache):
 
-    python benchmarks/compiled_layer_profile.py [--batch 128] [--steps 5] [--threads 2]
+    python benchmarks/compiled_layer_profile.py [--batch 128] [--steps 5] [--threads 2] [--precision bf16]
+
+``--precision bf16`` profiles the layer and its floor under bf16 autocast, as the bench's
+``layers_bf16`` section times them (meaningful where the CPU has native bf16 convolutions).
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--shapes", default=",".join(f"{c}x{s}" for c, s in SHAPES), help="channels x size, e.g. 16x32,32x32")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     inductor_config.fx_graph_cache = False  # compile every graph here, so its bytes are counted
     torch._functorch.config.enable_autograd_cache = False
     rows = []
-    for (channels, size), fmt in [(s, f) for s in SHAPES for f in ("contiguous", "channels_last")]:
+    shapes = [tuple(int(v) for v in item.split("x")) for item in args.shapes.split(",")]
+    for (channels, size), fmt in [(s, f) for s in shapes for f in ("contiguous", "channels_last")]:
         mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(args.batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
@@ -117,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         w = w.contiguous(memory_format=mf).requires_grad_()
         torch.manual_seed(0)
         layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
-        floor = split(_floor_case(x, w, g, N_STEPS, "fp32"), args.steps)
-        passes = fused_passes(_layer_case(layer, x, g, "fp32"), x.numel() * x.element_size())
-        compiled = split(_layer_case(layer, x, g, "fp32"), args.steps)
+        floor = split(_floor_case(x, w, g, N_STEPS, args.precision), args.steps)
+        passes = fused_passes(_layer_case(layer, x, g, args.precision), x.numel() * x.element_size())
+        compiled = split(_layer_case(layer, x, g, args.precision), args.steps)
         rows.append(
             dict(
                 channels=channels,
@@ -140,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     record = dict(
         command="python benchmarks/compiled_layer_profile.py " + " ".join(argv or sys.argv[1:]),
         environment=environment(),
-        options=dict(batch=args.batch, steps=args.steps, threads=args.threads, n_steps=N_STEPS),
+        options=dict(
+            batch=args.batch, steps=args.steps, threads=args.threads, n_steps=N_STEPS, precision=args.precision
+        ),
         rows=rows,
     )
     args.out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +164,8 @@ def markdown(record: dict) -> str:
         "# Where the compiled dictionary layer's time goes",
         "",
         f"`{record['command']}` — torch {env['torch']}, CPU {env['cpu']} ({env['cpu_capability']}), "
-        f"{record['options']['threads']} threads, commit {env['git_commit']}.",
+        f"{record['options']['threads']} threads, {record['options'].get('precision', 'fp32')}, "
+        f"commit {env['git_commit']}.",
         "",
         "One elastic `DictConv2d(impl='compiled')`, n_steps 2, forward+backward, batch "
         f"{record['options']['batch']}; profiled self CPU time per step in ms (mean of "
