@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--shapes", default=",".join(f"{c}x{s}" for c, s in SHAPES), help="channels x size, e.g. 16x32,32x32")
+    p.add_argument(
+        "--shapes", default=",".join(f"{c}x{s}" for c, s in SHAPES), help="channels x size, e.g. 16x32,32x32"
+    )
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -147,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         command="python benchmarks/compiled_layer_profile.py " + " ".join(argv or sys.argv[1:]),
         environment=environment(),
         options=dict(
-            batch=args.batch, steps=args.steps, threads=args.threads, n_steps=N_STEPS, precision=args.precision
+            batch=args.batch,
+            steps=args.steps,
+            threads=args.threads,
+            n_steps=N_STEPS,
+            precision=args.precision,
         ),
         rows=rows,
     )

@@ -31,6 +31,11 @@ Numerics. The same mathematics as the reference: float64 results and gradients a
 compiled. The state (codes, residuals, reweighting) is in the state dtype, convolutions in the
 convolution dtype; fp16 codes are saved in the state dtype because their threshold masks
 (``z_{t+1} ≠ 0``) would change where small codes underflow (bf16 keeps fp32's exponent range).
+With bf16 convolutions the backward pass keeps its activation-sized gradients (g_v, g_r, the
+code gradient, ∂L/∂x) in bf16 — the convolutions return them in bf16 anyway, and a gradient
+needs no small-update precision the forward state does — while the scalar gradients' sums
+accumulate in the state dtype. It streams fewer bytes: 33 → 26.5 activation passes per layer
+step at 16→16 in channels_last (37 → 32 contiguous; ``benchmarks/results/compiled_layer_profile_bf16*``).
 First-order gradients: the backward pass is plain differentiable code, but ``torch.compile``
 (the only caller) supports no double backward.
 """
@@ -99,6 +104,9 @@ class RistaIteration(torch.autograd.Function):
     def backward(ctx, g):
         cfg = ctx.cfg
         sd, cd, n = cfg.state_dtype, cfg.conv_dtype, cfg.n_steps
+        # activation-sized gradients in bf16 where the convolutions are bf16 (they return bf16
+        # gradients anyway; the sums of the scalar gradients still accumulate in the state dtype)
+        bd = cd if cd == torch.bfloat16 else sd
         x, weight, out, *rest = ctx.saved_tensors
         beta, lam, step, norm = (v if v is not None else rest.pop(0) for v in ctx.numbers)
         zs, rs = rest[:n], rest[n:]
@@ -111,9 +119,9 @@ class RistaIteration(torch.autograd.Function):
         # parameters (attacks, the training adversary) skip the convolutions' weight gradients
         need_w = need_weight or need_norm
 
-        def conv_backward(grad, inp, transposed, want_input=True):  # gradients in the state dtype
+        def conv_backward(grad, inp, transposed, want_input=True):  # gi in bd, gw in the state dtype
             gi, gw = conv_gradients(grad.to(cd), inp.to(cd), wc, cfg, transposed, op, want_input, need_w)
-            return (gi.to(sd) if want_input else None), (gw.to(sd) if need_w else None)
+            return (gi.to(bd) if want_input else None), (gw.to(sd) if need_w else None)
 
         def add(total, term, scale=1.0):  # total + scale·term, None standing for zero
             if not need_w:
@@ -121,15 +129,15 @@ class RistaIteration(torch.autograd.Function):
             return scale * term if total is None else total + scale * term
 
         # the formulas are derived in rista_fast's docstring (g_v, g_u, g_r, ∂L/∂β, ∂L/∂τ, ...)
-        g = g.to(sd)
-        g_norm = (g * out).sum() / norm if need_norm else None  # out = norm·z_T
+        g = g.to(bd)
+        g_norm = (g * out).sum(dtype=sd) / norm if need_norm else None  # out = norm·z_T
         gz = g * norm if norm is not None else g
         g_beta = g_lam = g_step = torch.zeros((), dtype=sd, device=g.device)
         g_w = g_x = None
         for t in reversed(range(n)):
-            s = torch.sign((out if t == n - 1 else zs[t + 1]).to(sd))
+            s = torch.sign((out if t == n - 1 else zs[t + 1]).to(bd))
             if need_lam or need_step:
-                g_tau = -(gz * s).sum()
+                g_tau = -(gz * s).sum(dtype=sd)
                 g_lam = g_lam + step * g_tau
                 g_step = g_step + lam * g_tau
             gv = gz * (s if cfg.nonneg else s.abs())  # the threshold's derivative: its support
@@ -143,15 +151,15 @@ class RistaIteration(torch.autograd.Function):
             if need_step:  # ⟨A*(g_v), u⟩ = ⟨g_v, A(u)⟩ = ⟨gw, wc⟩: A(u) is linear in the weight, so
                 # the weight gradient already holds this sum (a sum over the weight's few elements
                 # instead of a pass over two activations)
-                g_step = g_step + ((gw * wc.to(sd)).sum() if need_w else (gi * u).sum())
+                g_step = g_step + ((gw * wc.to(sd)).sum() if need_w else (gi * u).sum(dtype=sd))
             if need_beta and not cfg.vanilla:  # ⟨g_u, ∂u/∂β⟩ = η·⟨A*(g_v), r(1 − 1/(2den))⟩, read
                 # where g_r is formed from the same A*(g_v) and r
-                g_beta = g_beta + step * (gi * (r - 0.5 * r / den)).sum()
+                g_beta = g_beta + step * (gi * (r - 0.5 * r / den)).sum(dtype=sd)
             if cfg.vanilla:
                 g_r = step * gi
             else:  # η·(∂u/∂r)·A*(g_v); exact: ∂u/∂r = β + (1−β)ε/(2den²), detached: β + (1−β)/(2den)
                 k = (1 - beta) * cfg.eps / 2 if cfg.exact else (1 - beta) / 2
-                g_r = step * (beta * gi + k * gi / (den * den if cfg.exact else den))
+                g_r = (step * (beta * gi + k * gi / (den * den if cfg.exact else den))).to(bd)
             ga, gw = conv_backward(g_r, zs[t], True)  # r = x − A*(z_t): ga = A(g_r)
             gz = gv - ga
             g_w = add(g_w, gw, -1.0)
