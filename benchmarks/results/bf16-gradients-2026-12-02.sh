@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 # 1 (run on the reciprocal change, uncommitted):
 #   python -m edlnet bench --layers --threads 2 --repeats 21 --layer-sections layers,layers_bf16 \
 #     --out benchmarks/results/layer_bench_avx512bf16_reciprocal
-# 2, before (commit 04bb7fd):
+# 2, before (the code of commit 04bb7fd; the record names f08e335-dirty):
 #   python benchmarks/compiled_layer_profile.py --precision bf16 --shapes 16x32,32x32 \
 #     --out benchmarks/results/compiled_layer_profile_bf16_before
 .venv/bin/python benchmarks/compiled_layer_profile.py --precision bf16 --shapes 16x32,32x32 \
