@@ -170,7 +170,7 @@ def markdown(record: dict) -> str:
         "# Where the compiled dictionary layer's time goes",
         "",
         f"`{record['command']}` — torch {env['torch']}, CPU {env['cpu']} ({env['cpu_capability']}), "
-        f"{record['options']['threads']} threads, {record['options'].get('precision', 'fp32')}, "
+        f"{record['options']['threads']} threads, {record['options']['precision']}, "
         f"commit {env['git_commit']}.",
         "",
         "One elastic `DictConv2d(impl='compiled')`, n_steps 2, forward+backward, batch "

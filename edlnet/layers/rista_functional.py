@@ -104,9 +104,7 @@ class RistaIteration(torch.autograd.Function):
     def backward(ctx, g):
         cfg = ctx.cfg
         sd, cd, n = cfg.state_dtype, cfg.conv_dtype, cfg.n_steps
-        # activation-sized gradients in bf16 where the convolutions are bf16 (they return bf16
-        # gradients anyway; the sums of the scalar gradients still accumulate in the state dtype)
-        bd = cd if cd == torch.bfloat16 else sd
+        bd = cd if cd == torch.bfloat16 else sd  # dtype of activation-sized gradients (docstring, Numerics)
         x, weight, out, *rest = ctx.saved_tensors
         beta, lam, step, norm = (v if v is not None else rest.pop(0) for v in ctx.numbers)
         zs, rs = rest[:n], rest[n:]
