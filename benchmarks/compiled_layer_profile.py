@@ -55,6 +55,24 @@ CONV_OPS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_co
 N_STEPS = 2
 
 
+def compiled_case(
+    channels: int, size: int, batch: int, fmt: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.nn.Module]:
+    """The inputs of one bench case (as ``edlnet bench --layers`` draws them): the input x, the
+    output gradient g, the floor's weight w (x and w require gradients) and an elastic
+    ``DictConv2d(impl="compiled")`` with n_steps ``N_STEPS``, all in memory format ``fmt``."""
+    mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
+    g = torch.randn(batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
+    w = torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels**0.5)
+    x.requires_grad_()
+    w = w.contiguous(memory_format=mf).requires_grad_()
+    torch.manual_seed(0)
+    layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
+    return x, g, w, layer
+
+
 def fused_passes(step, activation_bytes: int) -> float:
     """Run ``step`` once (it must compile now) and return the bytes of Inductor's fused loops in
     its compiled graphs, in activation tensors (Inductor counts them when this logger is on)."""
@@ -116,15 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     shapes = [tuple(int(v) for v in item.split("x")) for item in args.shapes.split(",")]
     for (channels, size), fmt in [(s, f) for s in shapes for f in ("contiguous", "channels_last")]:
-        mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
-        gen = torch.Generator().manual_seed(0)
-        x = torch.rand(args.batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
-        g = torch.randn(args.batch, channels, size, size, generator=gen).contiguous(memory_format=mf)
-        w = torch.randn(channels, channels, 3, 3, generator=gen) / (3 * channels**0.5)
-        x.requires_grad_()
-        w = w.contiguous(memory_format=mf).requires_grad_()
-        torch.manual_seed(0)
-        layer = DictConv2d(channels, channels, 3, 1, 1, n_steps=N_STEPS, impl="compiled").to(memory_format=mf)
+        x, g, w, layer = compiled_case(channels, size, args.batch, fmt)
         floor = split(_floor_case(x, w, g, N_STEPS, args.precision), args.steps)
         passes = fused_passes(_layer_case(layer, x, g, args.precision), x.numel() * x.element_size())
         compiled = split(_layer_case(layer, x, g, args.precision), args.steps)

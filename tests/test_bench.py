@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edlnet.bench import BenchSettings, run_bench, write_bench
-from edlnet.bench.measure import median_interval, paired_ratio, peak_step_memory
+from edlnet.bench.measure import median_interval, median_summary, paired_ratio, peak_step_memory, summary_text
 from edlnet.bench.table7 import TABLE7_MS
 from edlnet.cli import main
 
@@ -125,6 +125,15 @@ def test_paired_ratio_cancels_load_that_drifts_over_the_rounds():
     assert wide["ci"][1] - wide["ci"][0] > 1.0
     with pytest.raises(ValueError, match="one base time per time"):
         paired_ratio(times, base[:-1])
+
+
+def test_summary_text_shows_the_interval_only_where_there_is_one():
+    assert (
+        summary_text(median_summary([1.0, 1.2, 1.1, 1.3, 0.9, 1.05, 1.15, 1.25, 0.95, 1.0]))
+        == "1.08 [0.95, 1.25]"
+    )
+    assert summary_text(median_summary([1.0, 1.2, 1.1]), 3) == "1.100"  # too few for a 95% interval
+    assert summary_text(None) == summary_text({}) == "–"  # a record written before intervals
 
 
 def test_targets_hold_miss_or_stay_undetermined_by_the_interval():

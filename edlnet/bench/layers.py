@@ -68,7 +68,7 @@ import torch.nn.functional as F
 
 from ..tables import markdown_grid
 from . import targets
-from .measure import autocast_for, paired_ratio, peak_step_memory, time_round_robin
+from .measure import autocast_for, paired_ratio, peak_step_memory, summary_text, time_round_robin
 
 # (channels, spatial size): the first stage of the narrow CIFAR networks every CPU experiment
 # trains (width 16, 32), and stages 1 and 3 of the paper's ResNet-18 (width 64)
@@ -711,14 +711,6 @@ def _fmt(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
-def _paired(p: dict[str, Any] | None) -> str:
-    """A paired ratio as "median [low, high]" ("–" where there is none, e.g. an old record)."""
-    if not p:
-        return "–"
-    ci = f" [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]" if p.get("ci") else ""
-    return f"{p['median']:.2f}{ci}"
-
-
 def _grid(title: str, columns: list[str], rows: list[list[str]], intro: str | None = None) -> list[str]:
     """One section of the Markdown report: heading, optional explanation, table."""
     return [f"## {title}", "", *([intro, ""] if intro else []), markdown_grid(columns, rows), ""]
@@ -760,7 +752,7 @@ def markdown(result: dict[str, Any]) -> str:
                     r["variant"],
                     _fmt(r["time_s"]),
                     _fmt(r["ratio_to_floor"], 2),
-                    _paired(r.get("ratio_to_floor_paired")) if r["variant"] != "floor" else "–",
+                    summary_text(r.get("ratio_to_floor_paired")) if r["variant"] != "floor" else "–",
                     _fmt(r.get("saved_mb"), 1),
                     load(r),
                 ]
@@ -846,9 +838,9 @@ def markdown(result: dict[str, Any]) -> str:
                         r["precision"],
                         _fmt(r["images_per_s"], 0),
                         _fmt(r["time_vs_resnet10"], 2),
-                        _paired(r.get("time_vs_resnet10_paired")) if r["network"] != "resnet10" else "–",
+                        summary_text(r.get("time_vs_resnet10_paired")) if r["network"] != "resnet10" else "–",
                         _fmt(r.get("time_vs_floor"), 2),
-                        _paired(r.get("time_vs_floor_paired")),
+                        summary_text(r.get("time_vs_floor_paired")),
                         _fmt(r.get("bf16_gain"), 2),
                         _fmt(r.get("bf16_gain_vs_resnet10"), 2),
                         _fmt(r.get("first_call_s"), 1),

@@ -86,6 +86,15 @@ def median_summary(values: Sequence[float], confidence: float = 0.95) -> dict[st
     return {"median": statistics.median(values), "ci": list(ci) if ci else None, "confidence": confidence}
 
 
+def summary_text(summary: dict[str, Any] | None, digits: int = 2) -> str:
+    """A :func:`median_summary` as "median [low, high]" ("–" where there is none, e.g. an old
+    record; no brackets where there were too few values for an interval)."""
+    if not summary:
+        return "–"
+    ci = f" [{summary['ci'][0]:.{digits}f}, {summary['ci'][1]:.{digits}f}]" if summary.get("ci") else ""
+    return f"{summary['median']:.{digits}f}{ci}"
+
+
 def median_seconds(fn: Callable[[], None], repeats: int, warmup: int, device: torch.device) -> float:
     """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
     return time_round_robin({"fn": fn}, repeats, warmup, device)["fn"]["median_s"]
