@@ -37,7 +37,6 @@ writes ``traffic_bound.{json,md}`` in ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -51,9 +50,9 @@ from compiled_layer_profile import N_STEPS, SHAPES, compiled_case, fused_passes
 
 from edlnet.allocator import keep_freed_memory
 from edlnet.bench.layers import _floor_case, _layer_case, bf16_native
-from edlnet.bench.measure import median_summary, summary_text, time_round_robin
+from edlnet.bench.measure import median_summary, paired_ratio, summary_text, time_round_robin
 from edlnet.bench.targets import LAYER_BOUND
-from edlnet.records import environment
+from edlnet.records import environment, write_json
 
 
 def stream_case(x: torch.Tensor):
@@ -78,7 +77,6 @@ def measure_case(channels: int, size: int, fmt: str, opt: argparse.Namespace) ->
     }
     t = time_round_robin(cases, opt.rounds, warmup=2)
     floor, lay, stream = (t[k]["times_s"] for k in ("floor", "layer", "stream"))
-    ratio = [a / f for a, f in zip(lay, floor)]
     bound = [1 + passes * (s / 3) / f for s, f in zip(stream, floor)]
     return dict(
         channels=channels,
@@ -91,9 +89,9 @@ def measure_case(channels: int, size: int, fmt: str, opt: argparse.Namespace) ->
         floor_s=statistics.median(floor),
         layer_s=statistics.median(lay),
         pass_ms=1e3 * statistics.median(stream) / 3,
-        layer_ratio=median_summary(ratio),
+        layer_ratio=paired_ratio(lay, floor),
         traffic_bound=median_summary(bound),
-        beyond_traffic=median_summary([r - b for r, b in zip(ratio, bound)]),
+        beyond_traffic=median_summary([a / f - b for a, f, b in zip(lay, floor, bound)]),
         times_s={k: t[k]["times_s"] for k in cases},
     )
 
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         rows=rows,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "traffic_bound.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out / "traffic_bound.json", record)
     (args.out / "traffic_bound.md").write_text(markdown(record))
     print(markdown(record))
     return 0

@@ -31,7 +31,6 @@ import argparse
 import copy
 import difflib
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -47,7 +46,7 @@ import edlnet.layers.rista_compiled as rista_compiled
 from edlnet.allocator import keep_freed_memory
 from edlnet.bench.layers import _floor_case, _layer_case
 from edlnet.bench.measure import autocast_for, paired_ratio, summary_text, time_round_robin
-from edlnet.records import environment
+from edlnet.records import environment, write_json
 
 BASE = ROOT / "edlnet" / "layers" / "rista_functional.py"
 TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2}
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in diffs.items():
         (args.out / f"{name}.diff").write_text(text)
-    (args.out / "variant_ab.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out / "variant_ab.json", record)
     (args.out / "variant_ab.md").write_text(markdown(record))
     print(markdown(record))
     return 0
